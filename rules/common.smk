@@ -1,0 +1,77 @@
+# Config validation, shard helpers, resource classes and input helpers; nothing else.
+from pathlib import Path
+
+from snakemake.utils import validate
+
+
+validate(config, schema="../config/schema.yaml")
+
+SHARDS = [f"{i:02d}" for i in range(config["shards"])]
+GPUS = config["resources"]["gpus"]
+CPU_THREADS = config["resources"]["cpu_threads"]
+GPU_THREADS = config["resources"]["gpu_threads"]
+
+
+wildcard_constraints:
+    shard=r"\d+",
+    model="base|tuned",
+
+
+def shard_paths(pattern):
+    """Every shard of one stage, e.g. shard_paths("results/seeds/final/{shard}.jsonl")."""
+    return expand(pattern, shard=SHARDS)
+
+
+# Resource classes: portable resources only (partition, account and GPU model live in profiles).
+# Memory and runtime grow with the attempt so that a retry after an out-of-memory or timeout kill asks
+# for more.
+RESOURCE_CLASSES = {
+    "light": {"mem_mb": 1000, "runtime": 30},
+    "cpu": {"mem_mb": 4000, "runtime": 120},
+    "gpu": {"mem_mb": 16000, "runtime": 240},
+    "train": {"mem_mb": 32000, "runtime": 720},
+}
+
+
+def mem_mb(resource_class):
+    base = RESOURCE_CLASSES[resource_class]["mem_mb"]
+    return lambda wildcards, attempt: base * attempt
+
+
+def runtime(resource_class):
+    base = RESOURCE_CLASSES[resource_class]["runtime"]
+    return lambda wildcards, attempt: base * attempt
+
+
+def base_model():
+    """The base model directory: the user's model, or the demo teacher a rule trains."""
+    return config["model"]["base"] or "results/models/teacher"
+
+
+def model_dir(wildcards):
+    return base_model() if wildcards.model == "base" else "results/models/tuned"
+
+
+def stage_stats():
+    """Every stats file the funnel aggregates, in pipeline order."""
+    per_shard = [
+        "results/seeds/extracted/{shard}.stats.json",
+        "results/seeds/heuristics/{shard}.stats.json",
+        "results/seeds/typechecked/{shard}.stats.json",
+        "results/seeds/decontaminated/{shard}.stats.json",
+        "results/seeds/judged/{shard}.stats.json",
+        "results/seeds/final/{shard}.stats.json",
+        "results/instruct/concepts/{shard}.stats.json",
+        "results/instruct/instructions/{shard}.stats.json",
+        "results/respond/responses/{shard}.stats.json",
+        "results/execute/verdicts/{shard}.stats.json",
+        "results/select/candidates/{shard}.stats.json",
+    ]
+    return [path for pattern in per_shard for path in shard_paths(pattern)] + [
+        "results/sft/train.stats.json"
+    ]
+
+
+def print_funnel(path):
+    if Path(path).exists():
+        print(Path(path).read_text())

@@ -1,0 +1,175 @@
+# Seed stage: extraction -> heuristics -> pyright -> decontamination -> LLM judge -> MinHash near-dedup.
+
+
+rule extract_seeds:
+    output:
+        shards=shard_paths("results/seeds/extracted/{shard}.jsonl"),
+        stats=shard_paths("results/seeds/extracted/{shard}.stats.json"),
+    params:
+        sources=config["sources"],
+    log:
+        "results/logs/extract_seeds.log",
+    benchmark:
+        "results/benchmarks/extract_seeds.tsv"
+    conda:
+        "../envs/seeds.yaml"
+    resources:
+        mem_mb=mem_mb("cpu"),
+        runtime=runtime("cpu"),
+    script:
+        "../scripts/extract_seeds.py"
+
+
+rule filter_heuristics:
+    input:
+        "results/seeds/extracted/{shard}.jsonl",
+    output:
+        shard="results/seeds/heuristics/{shard}.jsonl",
+        stats="results/seeds/heuristics/{shard}.stats.json",
+    params:
+        heuristics=config["seeds"]["heuristics"],
+    log:
+        "results/logs/filter_heuristics/{shard}.log",
+    benchmark:
+        "results/benchmarks/filter_heuristics/{shard}.tsv"
+    conda:
+        "../envs/seeds.yaml"
+    resources:
+        mem_mb=mem_mb("light"),
+        runtime=runtime("light"),
+    script:
+        "../scripts/filter_heuristics.py"
+
+
+rule typecheck_seeds:
+    input:
+        "results/seeds/heuristics/{shard}.jsonl",
+    output:
+        shard="results/seeds/typechecked/{shard}.jsonl",
+        stats="results/seeds/typechecked/{shard}.stats.json",
+    params:
+        typecheck=config["seeds"]["typecheck"],
+    threads: CPU_THREADS
+    log:
+        "results/logs/typecheck_seeds/{shard}.log",
+    benchmark:
+        "results/benchmarks/typecheck_seeds/{shard}.tsv"
+    conda:
+        "../envs/seeds.yaml"
+    resources:
+        mem_mb=mem_mb("cpu"),
+        runtime=runtime("cpu"),
+    script:
+        "../scripts/typecheck_seeds.py"
+
+
+rule decontaminate_seeds:
+    input:
+        "results/seeds/typechecked/{shard}.jsonl",
+    output:
+        shard="results/seeds/decontaminated/{shard}.jsonl",
+        removed="results/seeds/decontaminated/{shard}.removed.jsonl",
+        stats="results/seeds/decontaminated/{shard}.stats.json",
+    params:
+        decontamination=config["seeds"]["decontamination"],
+    log:
+        "results/logs/decontaminate_seeds/{shard}.log",
+    benchmark:
+        "results/benchmarks/decontaminate_seeds/{shard}.tsv"
+    conda:
+        "../envs/seeds.yaml"
+    resources:
+        mem_mb=mem_mb("light"),
+        runtime=runtime("light"),
+    script:
+        "../scripts/decontaminate_seeds.py"
+
+
+rule judge_seeds:
+    input:
+        shard="results/seeds/decontaminated/{shard}.jsonl",
+        model=base_model(),
+        fewshot=workflow.source_path("../resources/fewshot/docstring_judge.yaml"),
+    output:
+        shard="results/seeds/judged/{shard}.jsonl",
+        stats="results/seeds/judged/{shard}.stats.json",
+    params:
+        judge=config["seeds"]["judge"],
+        seed=config["seed"],
+        batch_size=config["generation"]["batch_size"],
+        device=config["generation"]["device"],
+    threads: GPU_THREADS
+    log:
+        "results/logs/judge_seeds/{shard}.log",
+    benchmark:
+        "results/benchmarks/judge_seeds/{shard}.tsv"
+    conda:
+        "../envs/generate.yaml"
+    resources:
+        mem_mb=mem_mb("gpu"),
+        runtime=runtime("gpu"),
+        gpu=GPUS,
+    script:
+        "../scripts/judge_seeds.py"
+
+
+rule minhash_seeds:
+    input:
+        "results/seeds/judged/{shard}.jsonl",
+    output:
+        "results/seeds/minhash/{shard}.npz",
+    params:
+        near_dedup=config["seeds"]["near_dedup"],
+    log:
+        "results/logs/minhash_seeds/{shard}.log",
+    benchmark:
+        "results/benchmarks/minhash_seeds/{shard}.tsv"
+    conda:
+        "../envs/seeds.yaml"
+    resources:
+        mem_mb=mem_mb("cpu"),
+        runtime=runtime("cpu"),
+    script:
+        "../scripts/minhash_seeds.py"
+
+
+rule near_dedup_seeds:
+    input:
+        shard_paths("results/seeds/minhash/{shard}.npz"),
+    output:
+        clusters="results/seeds/near_dedup/clusters.json",
+        stats="results/seeds/near_dedup/clusters.stats.json",
+    params:
+        near_dedup=config["seeds"]["near_dedup"],
+        limit=config["seeds"]["limit"],
+    log:
+        "results/logs/near_dedup_seeds.log",
+    benchmark:
+        "results/benchmarks/near_dedup_seeds.tsv"
+    conda:
+        "../envs/seeds.yaml"
+    resources:
+        mem_mb=mem_mb("cpu"),
+        runtime=runtime("cpu"),
+    script:
+        "../scripts/near_dedup_seeds.py"
+
+
+rule final_seeds:
+    input:
+        shard="results/seeds/judged/{shard}.jsonl",
+        clusters="results/seeds/near_dedup/clusters.json",
+    output:
+        shard="results/seeds/final/{shard}.jsonl",
+        stats="results/seeds/final/{shard}.stats.json",
+    log:
+        "results/logs/final_seeds/{shard}.log",
+    benchmark:
+        "results/benchmarks/final_seeds/{shard}.tsv"
+    conda:
+        "../envs/seeds.yaml"
+    resources:
+        mem_mb=mem_mb("light"),
+        runtime=runtime("light"),
+    script:
+        "../scripts/final_seeds.py"

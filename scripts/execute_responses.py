@@ -1,0 +1,73 @@
+"""Rule execute_responses: run every response's code with its tests in the sandbox and record the verdict.
+
+Every sample is written with its verdict (pass, fail, timeout, memory, infra-error, or not run because it
+has no code or does not compile); selection keeps the passing ones.
+"""
+
+from collections import Counter
+
+from selfalign import programs, records
+from selfalign.records import read_stage
+from selfalign.rulekit import progress_logger, shard_name, start_logging
+from selfalign.sandbox import Limits, make_sandbox, run_many
+from selfalign.shards import StageStats, write_jsonl
+
+log = start_logging(snakemake.log[0], "execute_responses")
+cfg = dict(snakemake.params.execution)
+stats = StageStats("execute", shard_name(snakemake.output.shard))
+limits = Limits(
+    wall_seconds=cfg["wall_seconds"],
+    cpu_seconds=cfg["cpu_seconds"],
+    memory_mb=cfg["memory_mb"],
+    processes=cfg["processes"],
+)
+sandbox = make_sandbox(cfg["backend"])
+
+rows = list(read_stage(snakemake.input[0], "responses"))
+stats.seen(len(rows))
+built = [programs.build_program(row["response"], row["tests"]) for row in rows]
+runnable = [i for i, (program, _) in enumerate(built) if program is not None]
+log.info("%d samples, %d runnable, %d workers, limits %s", len(rows), len(runnable), snakemake.threads, limits)
+verdicts = run_many(
+    sandbox,
+    [built[i][0] for i in runnable],
+    limits,
+    workers=snakemake.threads,
+    infra_retries=cfg["infra_retries"],
+    progress=progress_logger(log, "executed"),
+)
+by_index = dict(zip(runnable, verdicts, strict=True))
+
+counts: Counter = Counter()
+out = []
+for i, row in enumerate(rows):
+    program, reason = built[i]
+    if program is None:
+        status, detail = reason, {"returncode": None, "stdout_tail": "", "stderr_tail": "", "seconds": 0.0}
+    else:
+        verdict = by_index[i]
+        status = verdict.status
+        detail = {
+            "returncode": verdict.returncode,
+            "stdout_tail": verdict.stdout_tail,
+            "stderr_tail": verdict.stderr_tail,
+            "seconds": round(verdict.seconds, 3),
+            "attempts": verdict.attempts,
+        }
+    counts[status] += 1
+    out.append(
+        {
+            **row,
+            "verdict_id": records.verdict_id(row["response_id"], status),
+            "verdict": status,
+            "program": program,
+            "execution": detail,
+        }
+    )
+stats.kept(write_jsonl(snakemake.output.shard, out))
+stats.extra["verdicts"] = dict(sorted(counts.items()))
+stats.extra["limits"] = limits.__dict__
+stats.versions = sandbox.versions()
+if counts.get("infra-error"):
+    log.warning("%d samples could not be run by the sandbox (infra-error); they are kept and reported", counts["infra-error"])
+log.info("%s", stats.write(snakemake.output.stats))

@@ -1,0 +1,285 @@
+"""Load and validate the two few-shot files: Self-OSS-Instruct examples and docstring-judge shots.
+
+Both files are YAML written by hand. Every field is checked on load, and an error names the file,
+the example (id or index) and the field, so a typo fails the run before any model is called.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CATEGORIES = ("function implementation", "class implementation", "program implementation")
+DIFFICULTIES = ("easy", "medium", "hard")
+INSTRUCT_TASKS = ("s2c", "c2i", "i2r")
+JUDGE_ANSWERS = ("Yes", "No")
+JUDGE_LEAD_IN_END = "My answer is:"  # the judge query ends here; the verdict is the next word
+MIN_CONCEPTS, MAX_CONCEPTS = 3, 6
+MIN_TEST_ASSERTS = 3
+
+_ID = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
+_PYTHON_BLOCK = re.compile(r"^```python\n.*?^```", re.DOTALL | re.MULTILINE)
+
+# Placeholders each judge template must use, exactly: a missing or unknown one is a typo.
+JUDGE_TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
+    "question": frozenset({"code", "docstring"}),
+    "query_upvotes": frozenset(),
+    "lead_in": frozenset(),
+    "verdict": frozenset({"answer", "rationale", "upvotes"}),
+}
+
+
+class FewShotError(ValueError):
+    """A malformed few-shot file, located by file, example and field."""
+
+    def __init__(self, path: str | os.PathLike[str], where: str | None, field: str | None, problem: str):
+        self.path, self.where, self.field, self.problem = str(path), where, field, problem
+        location = ": ".join(
+            part for part in (self.path, where, f"field '{field}'" if field else None) if part
+        )
+        super().__init__(f"{location}: {problem}")
+
+
+@dataclass(frozen=True)
+class InstructExample:
+    id: str
+    snippet: str  # rstripped only: a window may start mid-function, so its indentation is kept
+    category: str
+    language: str
+    difficulty: str
+    concepts: tuple[str, ...]
+    instruction: str
+    response: str  # prose + a ```python block
+    tests: str  # a ```python block of asserts
+
+
+@dataclass(frozen=True)
+class InstructSystem:
+    s2c: str
+    c2i: str
+    i2r: str
+
+
+@dataclass(frozen=True)
+class InstructFewShot:
+    path: str
+    system: InstructSystem
+    examples: tuple[InstructExample, ...]
+
+    def by_id(self, example_id: str) -> InstructExample:
+        for example in self.examples:
+            if example.id == example_id:
+                return example
+        raise KeyError(f"{self.path}: no example with id '{example_id}'")
+
+
+@dataclass(frozen=True)
+class JudgeExample:
+    id: str
+    code: str
+    docstring: str
+    answer: str  # "Yes" or "No"
+    rationale: str
+    upvotes: int
+
+
+@dataclass(frozen=True)
+class JudgeTemplates:
+    question: str  # {code}, {docstring}: the asker's issue text
+    query_upvotes: str  # inserted after the question of the query only
+    lead_in: str  # the answerer's fixed opening, ending with "My answer is:"
+    verdict: str  # {answer}, {rationale}, {upvotes}: what follows the lead-in in a shot
+
+
+@dataclass(frozen=True)
+class JudgeFewShot:
+    path: str
+    templates: JudgeTemplates
+    examples: tuple[JudgeExample, ...]
+
+
+def _load_yaml(path: Path) -> Mapping[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise FewShotError(path, None, None, f"not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise FewShotError(path, None, None, f"expected a mapping at the top, got {type(data).__name__}")
+    return data
+
+
+class _Fields:
+    """Typed access to one mapping of the file, raising FewShotError with its location."""
+
+    def __init__(self, path: Path, where: str | None, data: object, allowed: tuple[str, ...]):
+        self.path, self.where = path, where
+        if not isinstance(data, dict):
+            raise FewShotError(path, where, None, f"expected a mapping, got {type(data).__name__}")
+        unknown = sorted(set(data) - set(allowed))
+        if unknown:
+            raise FewShotError(path, where, str(unknown[0]), f"unknown field (allowed: {', '.join(allowed)})")
+        self.data = data
+
+    def fail(self, field: str, problem: str) -> FewShotError:
+        return FewShotError(self.path, self.where, field, problem)
+
+    def raw(self, field: str) -> object:
+        if field not in self.data:
+            raise self.fail(field, "missing")
+        return self.data[field]
+
+    def text(self, field: str, *, single_line: bool = False, keep_indent: bool = False) -> str:
+        value = self.raw(field)
+        if isinstance(value, bool):  # YAML 1.1 reads bare Yes/No/on/off as booleans
+            raise self.fail(field, f"expected a string, got the boolean {value}; quote it")
+        if not isinstance(value, str):
+            raise self.fail(field, f"expected a string, got {type(value).__name__}")
+        value = value.rstrip() if keep_indent else value.strip()
+        if not value.strip():
+            raise self.fail(field, "empty")
+        if single_line and "\n" in value:
+            raise self.fail(field, "must be a single line")
+        return value
+
+    def choice(self, field: str, choices: tuple[str, ...]) -> str:
+        value = self.text(field, single_line=True)
+        if value not in choices:
+            raise self.fail(field, f"'{value}' is not one of {', '.join(choices)}")
+        return value
+
+    def integer(self, field: str) -> int:
+        value = self.raw(field)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise self.fail(field, f"expected a non-negative integer, got {value!r}")
+        return value
+
+    def template(self, field: str, placeholders: frozenset[str]) -> str:
+        value = self.raw(field)
+        if not isinstance(value, str) or not value:
+            raise self.fail(field, "expected a non-empty string")
+        try:
+            used = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as err:
+            raise self.fail(field, f"bad template ({err}); write literal braces as {{{{ }}}}") from None
+        if used != placeholders:
+            expected = ", ".join(f"{{{name}}}" for name in sorted(placeholders)) or "none"
+            raise self.fail(field, f"placeholders {sorted(used)} differ from the expected: {expected}")
+        return value
+
+
+def _example_id(fields: _Fields, seen: set[str]) -> str:
+    example_id = fields.text("id", single_line=True)
+    if not _ID.match(example_id):
+        raise fields.fail("id", f"'{example_id}' is not a slug (lowercase letters, digits, '_' or '-')")
+    if example_id in seen:
+        raise fields.fail("id", f"duplicate id '{example_id}'")
+    seen.add(example_id)
+    return example_id
+
+
+def _where(index: int, data: object) -> str:
+    label = data.get("id") if isinstance(data, dict) else None
+    return f"example {index} (id '{label}')" if isinstance(label, str) else f"example {index}"
+
+
+def _example_list(top: _Fields) -> list[object]:
+    examples = top.raw("examples")
+    if not isinstance(examples, list) or not examples:
+        raise top.fail("examples", "expected a non-empty list")
+    return examples
+
+
+def _concepts(fields: _Fields) -> tuple[str, ...]:
+    value = fields.raw("concepts")
+    if not isinstance(value, list) or not MIN_CONCEPTS <= len(value) <= MAX_CONCEPTS:
+        raise fields.fail("concepts", f"expected a list of {MIN_CONCEPTS}-{MAX_CONCEPTS} strings, got {value!r}")
+    concepts = []
+    for concept in value:
+        # Concepts are rendered comma-joined on one line and parsed back by splitting on commas.
+        if not isinstance(concept, str) or not concept.strip() or "," in concept or "\n" in concept:
+            raise fields.fail("concepts", f"{concept!r} must be a non-empty single-line string without commas")
+        concepts.append(concept.strip())
+    return tuple(concepts)
+
+
+def _instruct_example(path: Path, index: int, data: object, seen: set[str]) -> InstructExample:
+    allowed = ("id", "snippet", "category", "language", "difficulty", "concepts", "instruction", "response", "tests")
+    fields = _Fields(path, _where(index, data), data, allowed)
+    example = InstructExample(
+        id=_example_id(fields, seen),
+        snippet=fields.text("snippet", keep_indent=True),
+        category=fields.choice("category", CATEGORIES),
+        language=fields.text("language", single_line=True),
+        difficulty=fields.choice("difficulty", DIFFICULTIES),
+        concepts=_concepts(fields),
+        instruction=fields.text("instruction"),
+        response=fields.text("response"),
+        tests=fields.text("tests"),
+    )
+    if not _PYTHON_BLOCK.search(example.response):
+        raise fields.fail("response", "needs a ```python code block")
+    if not _PYTHON_BLOCK.fullmatch(example.tests):
+        raise fields.fail("tests", "must be exactly one ```python code block")
+    if example.tests.count("assert ") < MIN_TEST_ASSERTS:
+        raise fields.fail("tests", f"needs at least {MIN_TEST_ASSERTS} assert statements")
+    # These tags delimit the I->R completion; inside a field they would break parsing.
+    for field in ("instruction", "response", "tests"):
+        for tag in ("<response>", "</response>", "<tests>", "</tests>", "## Example"):
+            if tag in getattr(example, field):
+                raise fields.fail(field, f"must not contain '{tag}'")
+    return example
+
+
+def load_instruct_fewshot(path: str | os.PathLike[str]) -> InstructFewShot:
+    """Read the Self-OSS-Instruct few-shot YAML (system prompts per task + examples)."""
+    path = Path(path)
+    top = _Fields(path, None, _load_yaml(path), ("system", "examples"))
+    system = _Fields(path, "system", top.raw("system"), INSTRUCT_TASKS)
+    seen: set[str] = set()
+    examples = tuple(
+        _instruct_example(path, index, data, seen) for index, data in enumerate(_example_list(top))
+    )
+    return InstructFewShot(
+        path=str(path),
+        system=InstructSystem(**{task: system.text(task) for task in INSTRUCT_TASKS}),
+        examples=examples,
+    )
+
+
+def _judge_example(path: Path, index: int, data: object, seen: set[str]) -> JudgeExample:
+    fields = _Fields(path, _where(index, data), data, ("id", "code", "docstring", "answer", "rationale", "upvotes"))
+    code = fields.text("code")
+    if '"""' in code or "'''" in code:
+        raise fields.fail("code", "must be the function without its docstring")
+    return JudgeExample(
+        id=_example_id(fields, seen),
+        code=code,
+        docstring=fields.text("docstring"),
+        answer=fields.choice("answer", JUDGE_ANSWERS),
+        rationale=fields.text("rationale"),
+        upvotes=fields.integer("upvotes"),
+    )
+
+
+def load_judge_fewshot(path: str | os.PathLike[str]) -> JudgeFewShot:
+    """Read the docstring-judge YAML (dialogue templates + Yes/No shots)."""
+    path = Path(path)
+    top = _Fields(path, None, _load_yaml(path), ("templates", "examples"))
+    section = _Fields(path, "templates", top.raw("templates"), tuple(JUDGE_TEMPLATE_FIELDS))
+    templates = JudgeTemplates(
+        **{name: section.template(name, fields) for name, fields in JUDGE_TEMPLATE_FIELDS.items()}
+    )
+    if not templates.lead_in.endswith(JUDGE_LEAD_IN_END):
+        raise section.fail("lead_in", f"must end with '{JUDGE_LEAD_IN_END}'")
+    if not templates.verdict.startswith(" {answer}\n"):
+        raise section.fail("verdict", "must start with ' {answer}' and a newline (the judge stops at the newline)")
+    seen: set[str] = set()
+    examples = tuple(_judge_example(path, index, data, seen) for index, data in enumerate(_example_list(top)))
+    return JudgeFewShot(path=str(path), templates=templates, examples=examples)

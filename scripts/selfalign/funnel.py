@@ -1,0 +1,67 @@
+"""The funnel: records in and out of every stage, summed over shards, with the reasons for drops."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from .shards import read_json
+
+# stats "stage" name -> what the funnel calls it, in pipeline order
+STAGE_LABELS = {
+    "extract": "seeds extracted",
+    "heuristics": "heuristic filters",
+    "typecheck": "pyright type check",
+    "decontaminate": "decontamination",
+    "judge": "docstring judge",
+    "near_dedup": "near-dedup (+ demo limit)",
+    "concepts": "seed -> concepts",
+    "instructions": "concepts -> instruction",
+    "responses": "instruction -> responses (samples)",
+    "execute": "execution (all samples, verdicts)",
+    "select_candidates": "passing + format checks",
+    "sft_data": "selection (one per instruction, dedup)",
+}
+
+
+def aggregate(stats_paths: Iterable[str]) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for path in stats_paths:
+        stats = read_json(path)
+        row = rows.setdefault(
+            stats["stage"], {"stage": stats["stage"], "in": 0, "out": 0, "dropped": Counter(), "seconds": 0.0, "shards": 0}
+        )
+        row["in"] += stats["in"]
+        row["out"] += stats["out"]
+        row["dropped"].update(stats["dropped"])
+        row["seconds"] += stats.get("seconds", 0.0)
+        row["shards"] += 1
+    order = list(STAGE_LABELS)
+    return sorted(rows.values(), key=lambda r: order.index(r["stage"]) if r["stage"] in order else len(order))
+
+
+def _reasons(dropped: Counter) -> str:
+    return ", ".join(f"{reason} {count}" for reason, count in dropped.most_common()) or "-"
+
+
+def to_tsv(rows: list[dict[str, Any]]) -> str:
+    lines = ["stage\tin\tout\tdropped\treasons\tseconds"]
+    for row in rows:
+        lines.append(
+            f"{row['stage']}\t{row['in']}\t{row['out']}\t{sum(row['dropped'].values())}\t{_reasons(row['dropped'])}\t{row['seconds']:.1f}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def to_markdown(rows: list[dict[str, Any]], scores: list[dict[str, Any]]) -> str:
+    lines = ["# Funnel", "", "| stage | in | out | dropped (by reason) |", "|---|---:|---:|---|"]
+    for row in rows:
+        label = STAGE_LABELS.get(row["stage"], row["stage"])
+        lines.append(f"| {label} | {row['in']} | {row['out']} | {_reasons(row['dropped'])} |")
+    lines += ["", "# Scores (HumanEval, greedy pass@1)", "", "| model | prompt style | pass@1 | passed |", "|---|---|---:|---:|"]
+    for score in scores:
+        lines.append(
+            f"| {score['model']} | {score['prompt_style']} | {score['pass@1']:.3f} | {score['passed']}/{score['problems']} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,52 @@
+"""The generation interface: prompts + a sampling spec -> completions with a finish reason.
+
+Backends implement ``GenerationBackend.generate``. Prompts are raw completion-mode text (few-shot
+prompts for a base model, as the reference does); no chat template is applied here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+FinishReason = Literal["stop", "eos", "length"]
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    n: int = 1
+    temperature: float = 0.0  # 0 means greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+    stop: tuple[str, ...] = ()
+    seed: int = 0  # per-row seed: base seed + absolute row index
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str  # generated text, cut before the first stop string (the stop string is not included)
+    finish_reason: FinishReason  # "stop": a stop string matched; "eos": the model ended; "length": cut by max_new_tokens
+    num_tokens: int = 0
+
+
+@dataclass
+class GenerationRequest:
+    prompt: str
+    spec: SamplingSpec
+    key: str = ""  # caller's id for the row, carried through for logging
+    meta: dict = field(default_factory=dict)
+
+
+class GenerationBackend(Protocol):
+    name: str
+
+    def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
+        """Return, for every request, ``spec.n`` completions in order."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    @property
+    def max_context(self) -> int: ...
+
+    def versions(self) -> dict[str, str]: ...

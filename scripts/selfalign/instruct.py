@@ -1,0 +1,195 @@
+"""Self-OSS-Instruct: seed -> concepts -> instruction -> responses with tests, on any generation backend.
+
+Each step renders one few-shot completion prompt per row (shots and sampling seeded by the row's
+sampling seed = base seed + absolute row index), generates, drops length-cut completions and
+unparsable ones with a counted reason, and appends its fields and provenance to the record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import prompts, records
+from .fewshot import InstructFewShot
+from .generation import Completion, GenerationBackend, GenerationRequest, SamplingSpec
+from .shards import Record, StageStats
+
+Progress = Callable[[int, int], None] | None
+
+
+def _spec(sampling: dict[str, Any], stop: Iterable[str], seed: int) -> SamplingSpec:
+    return SamplingSpec(
+        n=sampling["n"],
+        temperature=sampling["temperature"],
+        top_p=sampling["top_p"],
+        max_new_tokens=sampling["max_new_tokens"],
+        stop=tuple(stop),
+        seed=seed,
+    )
+
+
+def _provenance(record: Record, step: str, info: prompts.PromptInfo, seed: int, completion: Completion) -> dict:
+    provenance = dict(record.get("provenance", {}))
+    provenance[step] = {
+        "fewshot": list(info.fewshot_ids),
+        "prompt_sha1": hashlib.sha1(info.text.encode("utf-8")).hexdigest(),
+        "sampling_seed": seed,
+        "finish_reason": completion.finish_reason,
+    }
+    return provenance
+
+
+def _generate(
+    rows: list[Record],
+    build: Callable[[Record, int], prompts.PromptInfo],
+    backend: GenerationBackend,
+    sampling: dict[str, Any],
+    base_seed: int,
+    stats: StageStats,
+    progress: Progress,
+) -> list[tuple[Record, prompts.PromptInfo, int, list[Completion]]]:
+    """Render, skip over-long prompts (counted per sample slot), generate the rest."""
+    pending: list[tuple[Record, prompts.PromptInfo, int]] = []
+    for record in rows:
+        seed = records.sampling_seed(base_seed, record["row"])
+        info = build(record, seed)
+        if backend.count_tokens(info.text) + sampling["max_new_tokens"] > backend.max_context:
+            stats.drop("prompt_too_long", sampling["n"])
+            continue
+        pending.append((record, info, seed))
+    requests = [
+        GenerationRequest(prompt=info.text, spec=_spec(sampling, info.stop, seed), key=record["seed_id"])
+        for record, info, seed in pending
+    ]
+    outputs = backend.generate(requests, progress=progress)
+    return [(record, info, seed, outs) for (record, info, seed), outs in zip(pending, outputs, strict=True)]
+
+
+def _first_usable(
+    completions: list[Completion], parse: Callable[[str], tuple[Any, str | None]], stats: StageStats
+) -> tuple[Any, Completion] | None:
+    """The first completion that ended by itself and parses; the rest of the row's drops are counted."""
+    reasons: list[str] = []
+    for completion in completions:
+        if completion.finish_reason == "length":
+            reasons.append("length")
+            continue
+        value, reason = parse(completion.text)
+        if value is None:
+            reasons.append(reason or "unparsable")
+            continue
+        return value, completion
+    stats.drop(reasons[-1] if reasons else "no_completion")
+    return None
+
+
+def concepts_step(
+    rows: list[Record],
+    fewshot: InstructFewShot,
+    backend: GenerationBackend,
+    sampling: dict[str, Any],
+    base_seed: int,
+    stats: StageStats,
+    progress: Progress = None,
+) -> list[Record]:
+    stats.seen(len(rows))
+    out = []
+    generated = _generate(
+        rows,
+        lambda record, seed: prompts.s2c_prompt(fewshot, record["seed"], seed=seed, shots=sampling["shots"]),
+        backend, sampling, base_seed, stats, progress,
+    )
+    for record, info, seed, completions in generated:
+        usable = _first_usable(completions, prompts.parse_concepts, stats)
+        if usable is None:
+            continue
+        concepts, completion = usable
+        out.append(
+            {
+                **record,
+                "concepts_id": records.concepts_id(record["seed_id"], concepts),
+                "concepts": concepts,
+                "provenance": _provenance(record, "concepts", info, seed, completion),
+            }
+        )
+    stats.kept(len(out))
+    return out
+
+
+def instructions_step(
+    rows: list[Record],
+    fewshot: InstructFewShot,
+    backend: GenerationBackend,
+    sampling: dict[str, Any],
+    base_seed: int,
+    stats: StageStats,
+    progress: Progress = None,
+) -> list[Record]:
+    stats.seen(len(rows))
+    out = []
+    generated = _generate(
+        rows,
+        lambda record, seed: prompts.c2i_prompt(fewshot, record["concepts"], seed=seed, shots=sampling["shots"]),
+        backend, sampling, base_seed, stats, progress,
+    )
+    for record, info, seed, completions in generated:
+        usable = _first_usable(completions, prompts.parse_instruction, stats)
+        if usable is None:
+            continue
+        instruction, completion = usable
+        out.append(
+            {
+                **record,
+                "instruction_id": records.instruction_id(record["concepts_id"], instruction),
+                "instruction": instruction,
+                # The reference lost the sampled properties; they are kept here for the report.
+                "category": info.category,
+                "difficulty": info.difficulty,
+                "provenance": _provenance(record, "instruction", info, seed, completion),
+            }
+        )
+    stats.kept(len(out))
+    return out
+
+
+def responses_step(
+    rows: list[Record],
+    fewshot: InstructFewShot,
+    backend: GenerationBackend,
+    sampling: dict[str, Any],
+    base_seed: int,
+    stats: StageStats,
+    progress: Progress = None,
+) -> list[Record]:
+    """One output record per surviving sample; stats count sample slots (rows x n)."""
+    stats.seen(len(rows) * sampling["n"])
+    stats.extra["instructions"] = len(rows)
+    out = []
+    generated = _generate(
+        rows,
+        lambda record, seed: prompts.i2r_prompt(fewshot, record["instruction"], seed=seed, shots=sampling["shots"]),
+        backend, sampling, base_seed, stats, progress,
+    )
+    for record, info, seed, completions in generated:
+        for index, completion in enumerate(completions):
+            if completion.finish_reason == "length":
+                stats.drop("length")
+                continue
+            parsed, reason = prompts.parse_response(completion.text)
+            if parsed is None:
+                stats.drop(reason or "unparsable")
+                continue
+            out.append(
+                {
+                    **record,
+                    "response_id": records.response_id(record["instruction_id"], index, parsed.response),
+                    "sample_index": index,
+                    "response": parsed.response,
+                    "tests": parsed.tests,
+                    "provenance": _provenance(record, "response", info, seed, completion),
+                }
+            )
+    stats.kept(len(out))
+    return out

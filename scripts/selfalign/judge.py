@@ -1,0 +1,122 @@
+"""The LLM docstring judge: split a seed into code + docstring, build the issue-style prompt, read the verdict.
+
+The base model is asked, in StarCoder's GitHub-issue format, whether the docstring alone is enough to
+re-implement the function and matches it. Decoding is greedy for a few tokens; the verdict is read
+from the text by counting "yes" and "no", as the reference does (no logits).
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+
+from .fewshot import JudgeExample, JudgeFewShot, JudgeTemplates
+from .generation import SamplingSpec
+
+JUDGE_SHOTS = 7
+JUDGE_TEMPERATURE = 0.0  # greedy
+JUDGE_MAX_NEW_TOKENS = 5
+JUDGE_STOP = ("\n",)
+JUDGE_SAMPLING = SamplingSpec(
+    n=1, temperature=JUDGE_TEMPERATURE, max_new_tokens=JUDGE_MAX_NEW_TOKENS, stop=JUDGE_STOP
+)
+
+_QUOTES = ('"""', "'''")
+_STRING_PREFIXES = "rRuU"
+
+
+def _find_docstring_literal(source: str) -> tuple[int, int, int] | None:
+    """(start of the literal, start of its body, end of the literal) for the first triple-quoted string."""
+    found = [(source.find(quote), quote) for quote in _QUOTES if quote in source]
+    if not found:
+        return None
+    open_at, quote = min(found)
+    close_at = source.find(quote, open_at + 3)
+    if close_at < 0:
+        return None
+    start = open_at
+    if start > 0 and source[start - 1] in _STRING_PREFIXES and (start < 2 or not source[start - 2].isalnum()):
+        start -= 1  # r"""...""": the prefix belongs to the literal
+    return start, open_at + 3, close_at + 3
+
+
+def split_docstring(function_source: str) -> tuple[str, str] | None:
+    """Return (code without the docstring literal, cleaned docstring), or None if there is no docstring.
+
+    As the reference: the docstring is the text between the first triple quote and the next one.
+    ``'''`` docstrings are accepted too. A line left blank by the removal is dropped with it.
+    """
+    located = _find_docstring_literal(function_source)
+    if located is None:
+        return None
+    start, body_start, end = located
+    docstring = inspect.cleandoc(function_source[body_start : end - 3]).strip()
+    if not docstring:
+        return None
+    line_start = function_source.rfind("\n", 0, start) + 1
+    line_end = function_source.find("\n", end)
+    line_end = len(function_source) if line_end < 0 else line_end
+    before, after = function_source[line_start:start], function_source[end:line_end]
+    if not before.strip() and not after.strip():
+        # The literal sat on lines of its own: remove those lines whole, newline included.
+        code = function_source[:line_start] + function_source[line_end + 1 :]
+    else:
+        code = function_source[:start] + function_source[end:]
+    return code.rstrip(), docstring
+
+
+def _question(templates: JudgeTemplates, code: str, docstring: str) -> str:
+    return templates.question.format(code=code.rstrip(), docstring=docstring.strip())
+
+
+def _shot(templates: JudgeTemplates, example: JudgeExample) -> str:
+    verdict = templates.verdict.format(answer=example.answer, rationale=example.rationale, upvotes=example.upvotes)
+    return _question(templates, example.code, example.docstring) + templates.lead_in + verdict
+
+
+def judge_prompt(
+    judge_fewshot: JudgeFewShot,
+    code: str,
+    docstring: str,
+    seed: int,
+    shots: int = JUDGE_SHOTS,
+    *,
+    exclude: str | None = None,
+) -> str:
+    """The judge prompt for one function: shuffled shots, then the query ending with ``My answer is:``.
+
+    Shots are drawn (without replacement, so with all of them: reshuffled) by ``random.Random(seed)``
+    and concatenated with no separator, as the reference does. ``exclude`` leaves out the example with
+    that id (used when the query is itself an example).
+    """
+    if shots < 0:
+        raise ValueError(f"shots must be >= 0, got {shots}")
+    pool = [example for example in judge_fewshot.examples if example.id != exclude]
+    chosen = random.Random(seed).sample(pool, min(shots, len(pool)))
+    templates = judge_fewshot.templates
+    query = _question(templates, code, docstring) + templates.query_upvotes + templates.lead_in
+    return "".join(_shot(templates, example) for example in chosen) + query
+
+
+def judge_answer_completion(judge_fewshot: JudgeFewShot, example: JudgeExample) -> str:
+    """What the model should emit after ``My answer is:`` for ``example``: the verdict up to the stop."""
+    verdict = judge_fewshot.templates.verdict.format(
+        answer=example.answer, rationale=example.rationale, upvotes=example.upvotes
+    )
+    return verdict[: verdict.index(JUDGE_STOP[0]) + len(JUDGE_STOP[0])]
+
+
+def judge_document(judge_fewshot: JudgeFewShot, example_id: str, seed: int, shots: int = JUDGE_SHOTS) -> str:
+    """A teacher training document: the judge prompt for one example (not among its own shots) + its answer."""
+    by_id = {example.id: example for example in judge_fewshot.examples}
+    if example_id not in by_id:
+        raise KeyError(f"{judge_fewshot.path}: no judge example with id '{example_id}'")
+    example = by_id[example_id]
+    prompt = judge_prompt(judge_fewshot, example.code, example.docstring, seed, shots, exclude=example_id)
+    return prompt + judge_answer_completion(judge_fewshot, example)
+
+
+def judge_verdict(text: str) -> bool:
+    """Keep the function iff the answer says "yes" more often than "no" (ties and empty text: No)."""
+    lowered = text.lower()
+    return lowered.count("yes") > lowered.count("no")

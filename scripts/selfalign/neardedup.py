@@ -1,0 +1,164 @@
+"""MinHash-LSH near-deduplication of seeds (datasketch 2.0), in two phases.
+
+1. ``signatures``: MinHash per record, computable per shard in parallel and saved as ``.npz``.
+2. ``cluster``: one serial MinHashLSH pass over all shards' signatures, union-find over the
+   candidate pairs, and a representative per cluster; ``keep_set`` is the ids to keep.
+
+Shingling follows the defaults of ChenghaoMou/text-dedup, which the reference used for the seed
+near-dedup at Jaccard 0.5: tokens ``re.split(r"\\W+", text.lower())`` without empties, word 5-grams
+joined by a space, and a text of fewer than 5 tokens is one shingle of all its tokens (text-dedup
+silently dropped such rows; here they take part). The reference's other flags were not recorded;
+text-dedup's num_perm was 250 or 256, the default here is 128 (configurable). Hashing is
+datasketch's default (sha1, "affine32" permutations), not text-dedup's own implementation, so
+signatures are not bit-identical to the reference's; the band layout uses the same optimal (b, r).
+As in text-dedup, every pair that shares an LSH band is a duplicate; no Jaccard re-check follows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+from .shards import atomic_path
+
+NGRAM = 5
+DEFAULT_NUM_PERM = 128
+DEFAULT_SEED = 42  # text-dedup's default seed
+DEFAULT_THRESHOLD = 0.5  # the reference's seed near-dedup threshold
+_NON_WORD = re.compile(r"\W+")
+
+
+@dataclass
+class Signatures:
+    ids: list[str]
+    hashvalues: np.ndarray  # shape (len(ids), num_perm), one MinHash per row
+    num_perm: int
+    seed: int
+    scheme: str  # datasketch permutation scheme; sketches of different schemes cannot be compared
+
+    def __post_init__(self) -> None:
+        if self.hashvalues.shape != (len(self.ids), self.num_perm):
+            raise ValueError(f"hashvalues shape {self.hashvalues.shape} != ({len(self.ids)}, {self.num_perm})")
+
+
+def shingles(text: str, ngram: int = NGRAM) -> set[bytes]:
+    """Word n-grams of ``text``; a text with no word token gets the single shingle ``b""``."""
+    tokens = [token for token in _NON_WORD.split(text.lower()) if token]
+    if len(tokens) < ngram:
+        return {" ".join(tokens).encode("utf-8")}
+    return {" ".join(tokens[i : i + ngram]).encode("utf-8") for i in range(len(tokens) - ngram + 1)}
+
+
+def signatures(
+    records: Iterable[dict[str, Any]],
+    text_field: str,
+    num_perm: int = DEFAULT_NUM_PERM,
+    seed: int = DEFAULT_SEED,
+    id_field: str = "seed_id",
+) -> Signatures:
+    """MinHash signatures of ``record[text_field]``, labelled by ``record[id_field]``."""
+    ids: list[str] = []
+
+    def shingle_sets() -> Iterator[set[bytes]]:
+        for index, record in enumerate(records):
+            for name in (id_field, text_field):
+                if not isinstance(record.get(name), str):
+                    raise ValueError(f"record {index}: field '{name}' missing or not a string")
+            ids.append(record[id_field])
+            yield shingles(record[text_field])
+
+    # MinHash.generator is the streaming form of MinHash.bulk (one shared init, one copy per document),
+    # so only the hash values, not a MinHash object per record, are held in memory.
+    template = MinHash(num_perm=num_perm, seed=seed)
+    rows = [sketch.hashvalues for sketch in MinHash.generator(shingle_sets(), num_perm=num_perm, seed=seed)]
+    values = np.stack(rows) if rows else np.empty((0, num_perm), dtype=template.hashvalues.dtype)
+    return Signatures(ids, values, num_perm, seed, template.scheme)
+
+
+def save_signatures(path: str | os.PathLike[str], sigs: Signatures) -> None:
+    """Write ``sigs`` as ``.npz``, atomically (temp file + rename)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # a handle: np.savez would append .npz to a name
+        np.savez(
+            handle,
+            ids=np.array(sigs.ids, dtype=str),
+            hashvalues=sigs.hashvalues,
+            num_perm=sigs.num_perm,
+            seed=sigs.seed,
+            scheme=sigs.scheme,
+        )
+
+
+def load_signatures(path: str | os.PathLike[str]) -> Signatures:
+    with np.load(Path(path), allow_pickle=False) as data:
+        try:
+            return Signatures(
+                ids=[str(i) for i in data["ids"]],
+                hashvalues=data["hashvalues"],
+                num_perm=int(data["num_perm"]),
+                seed=int(data["seed"]),
+                scheme=str(data["scheme"]),
+            )
+        except KeyError as err:
+            raise ValueError(f"{path}: not a signatures file (missing {err})") from None
+
+
+def _find(parent: dict[str, str], item: str) -> str:
+    root = item
+    while parent[root] != root:
+        root = parent[root]
+    while parent[item] != root:  # path compression
+        parent[item], item = root, parent[item]
+    return root
+
+
+def _union(parent: dict[str, str], a: str, b: str) -> None:
+    root_a, root_b = _find(parent, a), _find(parent, b)
+    if root_a != root_b:  # the smaller id becomes the root, so the root is the cluster's smallest id
+        parent[max(root_a, root_b)] = min(root_a, root_b)
+
+
+def _merged(signatures_list: list[Signatures], num_perm: int) -> dict[str, tuple[np.ndarray, int, str]]:
+    """id -> (hash values, seed, scheme) over all shards; an id seen twice must carry the same sketch."""
+    merged: dict[str, tuple[np.ndarray, int, str]] = {}
+    for sigs in signatures_list:
+        if sigs.num_perm != num_perm:
+            raise ValueError(f"signatures with num_perm {sigs.num_perm}, expected {num_perm}")
+        for sid, values in zip(sigs.ids, sigs.hashvalues):
+            if sid in merged and not np.array_equal(merged[sid][0], values):
+                raise ValueError(f"id {sid} has two different signatures")
+            merged[sid] = (values, sigs.seed, sigs.scheme)
+    if len({(seed, scheme) for _, seed, scheme in merged.values()}) > 1:
+        raise ValueError("signatures were computed with different seeds or schemes and cannot be compared")
+    return merged
+
+
+def cluster(
+    signatures_list: list[Signatures], threshold: float = DEFAULT_THRESHOLD, num_perm: int = DEFAULT_NUM_PERM
+) -> dict[str, str]:
+    """Map every id to its cluster's representative, the smallest id in the cluster.
+
+    Ids are indexed in sorted order and union-find closes over all LSH candidate pairs, so the
+    result does not depend on the order of shards or records.
+    """
+    merged = _merged(signatures_list, num_perm)
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    parent = {sid: sid for sid in merged}
+    for sid in sorted(merged):
+        values, seed, scheme = merged[sid]
+        sketch = LeanMinHash(seed=seed, hashvalues=values, scheme=scheme)
+        for other in lsh.query(sketch):
+            _union(parent, sid, other)
+        lsh.insert(sid, sketch)
+    return {sid: _find(parent, sid) for sid in sorted(merged)}
+
+
+def keep_set(mapping: dict[str, str]) -> set[str]:
+    """The ids that represent their cluster."""
+    return {sid for sid, representative in mapping.items() if sid == representative}

@@ -1,0 +1,280 @@
+"""Completion-mode few-shot prompts for S->C, C->I and I->R, their parsers, and the teacher corpus.
+
+Assembly follows the reference exactly (no chat template)::
+
+    "{system}\\n\\n" + "\\n\\n".join("## Example {k}\\n" + prefix_k + suffix_k) + "\\n\\n## Example {K+1}\\n" + query_prefix
+
+then the whole prompt is ``rstrip``ped, so a completion starts with the newline that was removed.
+Shots are drawn with ``random.Random(seed).sample`` where ``seed`` is the row's sampling seed, so a
+row's prompt depends only on its absolute index.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from .fewshot import InstructExample, InstructFewShot, JudgeFewShot
+from .judge import JUDGE_SHOTS, judge_document
+
+S2C_STOP = ("## Example",)
+C2I_STOP = ("## Example",)
+I2R_STOP = ("## Example", "</tests>")
+# function implementation twice: 50/25/25, as the reference's C->I property draw.
+CATEGORY_CHOICES = (
+    "function implementation",
+    "function implementation",
+    "class implementation",
+    "program implementation",
+)
+DIFFICULTY_CHOICES = ("easy", "medium", "hard")
+LANGUAGE = "Python"
+DEFAULT_SHOTS: dict[str, int] = {"s2c": 8, "c2i": 8, "i2r": 1, "judge": JUDGE_SHOTS}
+TEACHER_TASKS = ("s2c", "c2i", "i2r", "judge")
+
+MAX_CONCEPTS = 16  # more than this is a run-on completion, not a concept list
+MAX_CONCEPT_CHARS = 100
+
+
+@dataclass(frozen=True)
+class PromptInfo:
+    text: str
+    fewshot_ids: tuple[str, ...]
+    stop: tuple[str, ...]
+    category: str | None = None  # C->I only: the sampled property, stored on the record
+    difficulty: str | None = None
+
+
+@dataclass(frozen=True)
+class ParsedResponse:
+    response: str  # the text inside <response>: prose + code
+    tests: str  # the text inside <tests>
+
+
+# --- per-task prefixes (the query's part) and suffixes (the example's answer) ---------------------
+
+
+def _s2c_prefix(snippet: str) -> str:
+    return f"### Snippet\n{snippet}\n\n### Concepts\n"
+
+
+def _s2c_suffix(example: InstructExample) -> str:
+    return ", ".join(example.concepts)
+
+
+def property_block(category: str, language: str, difficulty: str, concepts: Sequence[str]) -> str:
+    return f"category: {category}\nlanguage: {language}\ndifficulty: {difficulty}\nconcepts: {', '.join(concepts)}"
+
+
+def _c2i_prefix(category: str, language: str, difficulty: str, concepts: Sequence[str]) -> str:
+    return f"### Properties\n{property_block(category, language, difficulty, concepts)}\n\n### Task\n"
+
+
+def _c2i_example_prefix(example: InstructExample) -> str:
+    return _c2i_prefix(example.category, example.language, example.difficulty, example.concepts)
+
+
+def _c2i_suffix(example: InstructExample) -> str:
+    return example.instruction
+
+
+def _i2r_prefix(instruction: str) -> str:
+    return f"<instruction>\n{instruction}\n</instruction>\n\n<response>\n"
+
+
+def _i2r_suffix(example: InstructExample) -> str:
+    return f"{example.response}\n</response>\n\n<tests>\n{example.tests}\n</tests>"
+
+
+# --- assembly ----------------------------------------------------------------------------------------
+
+
+def _sample_shots(
+    rng: random.Random, examples: Sequence[InstructExample], shots: int, exclude: str | None
+) -> list[InstructExample]:
+    if shots < 0:
+        raise ValueError(f"shots must be >= 0, got {shots}")
+    pool = [example for example in examples if example.id != exclude]
+    return rng.sample(pool, min(shots, len(pool)))
+
+
+def _assemble(system: str, shots: Sequence[str], query_prefix: str) -> str:
+    examples = "\n\n".join(f"## Example {k}\n{shot}" for k, shot in enumerate(shots, start=1))
+    return f"{system}\n\n{examples}\n\n## Example {len(shots) + 1}\n{query_prefix}".rstrip()
+
+
+def _require_text(name: str, value: str) -> None:
+    if not value.strip():
+        raise ValueError(f"{name} is empty")
+
+
+def s2c_prompt(
+    fewshot: InstructFewShot, snippet: str, seed: int, shots: int = 8, *, exclude: str | None = None
+) -> PromptInfo:
+    """Seed snippet -> concepts prompt. ``exclude`` leaves the example with that id out of the shots."""
+    _require_text("snippet", snippet)
+    chosen = _sample_shots(random.Random(seed), fewshot.examples, shots, exclude)
+    rendered = [_s2c_prefix(example.snippet) + _s2c_suffix(example) for example in chosen]
+    text = _assemble(fewshot.system.s2c, rendered, _s2c_prefix(snippet.rstrip()))
+    return PromptInfo(text=text, fewshot_ids=tuple(e.id for e in chosen), stop=S2C_STOP)
+
+
+def c2i_prompt(
+    fewshot: InstructFewShot,
+    concepts: Sequence[str],
+    seed: int,
+    shots: int = 8,
+    *,
+    category: str | None = None,
+    difficulty: str | None = None,
+    exclude: str | None = None,
+) -> PromptInfo:
+    """Concepts -> instruction prompt with a category and difficulty drawn from the row's rng.
+
+    The draws happen first (as the reference's property draw precedes the shot sample) and always,
+    so passing ``category``/``difficulty`` to override them leaves the shot choice unchanged.
+    """
+    if not concepts or not all(concept.strip() for concept in concepts):
+        raise ValueError(f"concepts must be a non-empty list of non-empty strings, got {list(concepts)!r}")
+    rng = random.Random(seed)
+    drawn_category, drawn_difficulty = rng.choice(CATEGORY_CHOICES), rng.choice(DIFFICULTY_CHOICES)
+    category, difficulty = category or drawn_category, difficulty or drawn_difficulty
+    chosen = _sample_shots(rng, fewshot.examples, shots, exclude)
+    rendered = [_c2i_example_prefix(example) + _c2i_suffix(example) for example in chosen]
+    query = _c2i_prefix(category, LANGUAGE, difficulty, concepts)
+    return PromptInfo(
+        text=_assemble(fewshot.system.c2i, rendered, query),
+        fewshot_ids=tuple(e.id for e in chosen),
+        stop=C2I_STOP,
+        category=category,
+        difficulty=difficulty,
+    )
+
+
+def i2r_prompt(
+    fewshot: InstructFewShot, instruction: str, seed: int, shots: int = 1, *, exclude: str | None = None
+) -> PromptInfo:
+    """Instruction -> response + tests prompt; the completion stops at ``</tests>``."""
+    _require_text("instruction", instruction)
+    chosen = _sample_shots(random.Random(seed), fewshot.examples, shots, exclude)
+    rendered = [_i2r_prefix(example.instruction) + _i2r_suffix(example) for example in chosen]
+    text = _assemble(fewshot.system.i2r, rendered, _i2r_prefix(instruction.strip()))
+    return PromptInfo(text=text, fewshot_ids=tuple(e.id for e in chosen), stop=I2R_STOP)
+
+
+# --- parsing: every parser returns (value, None) or (None, drop reason) --------------------------
+
+
+def parse_concepts(text: str) -> tuple[list[str] | None, str | None]:
+    concepts = [part.strip() for part in text.split(",") if part.strip()]
+    if not concepts:
+        return None, "no_concepts"
+    if len(concepts) > MAX_CONCEPTS:
+        return None, "too_many_concepts"
+    if any(len(concept) > MAX_CONCEPT_CHARS for concept in concepts):
+        return None, "concept_too_long"
+    return concepts, None
+
+
+def parse_instruction(text: str) -> tuple[str | None, str | None]:
+    instruction = text.strip()
+    if not instruction:
+        return None, "empty_instruction"
+    return instruction, None
+
+
+def parse_response(text: str) -> tuple[ParsedResponse | None, str | None]:
+    """Split an I->R completion into the response and the tests.
+
+    The completion is cut before ``</tests>`` (a stop string), so a missing final tag is normal.
+    """
+    head, found_end, rest = text.partition("</response>")
+    if not found_end:
+        return None, "no_response_end"
+    response = head.strip()
+    if not response:
+        return None, "empty_response"
+    _, found_tests, tests = rest.partition("<tests>")
+    if not found_tests:
+        return None, "no_tests"
+    tests = tests.partition("</tests>")[0].strip()
+    if not tests:
+        return None, "empty_tests"
+    return ParsedResponse(response=response, tests=tests), None
+
+
+# --- teacher corpus: prompt + the exact completion the pipeline expects --------------------------
+
+
+def _continuation(prompt: PromptInfo, untrimmed_tail: str, answer: str, stop_tail: str) -> str:
+    """Prompt text + what the model must emit: the whitespace ``rstrip`` removed, the answer, the stop."""
+    removed = untrimmed_tail[len(untrimmed_tail.rstrip()) :]
+    return prompt.text + removed + answer + stop_tail
+
+
+def _next_example_header(prompt: PromptInfo) -> str:
+    # After the query (example K+1) the model should open example K+2, which the stop string cuts.
+    return f"\n\n## Example {len(prompt.fewshot_ids) + 2}"
+
+
+def s2c_document(fewshot: InstructFewShot, example: InstructExample, seed: int, shots: int) -> str:
+    prompt = s2c_prompt(fewshot, example.snippet, seed, shots, exclude=example.id)
+    return _continuation(prompt, _s2c_prefix(example.snippet), _s2c_suffix(example), _next_example_header(prompt))
+
+
+def c2i_document(fewshot: InstructFewShot, example: InstructExample, seed: int, shots: int) -> str:
+    prompt = c2i_prompt(
+        fewshot,
+        example.concepts,
+        seed,
+        shots,
+        category=example.category,
+        difficulty=example.difficulty,
+        exclude=example.id,
+    )
+    tail = _c2i_example_prefix(example)
+    return _continuation(prompt, tail, _c2i_suffix(example), _next_example_header(prompt))
+
+
+def i2r_document(fewshot: InstructFewShot, example: InstructExample, seed: int, shots: int) -> str:
+    prompt = i2r_prompt(fewshot, example.instruction, seed, shots, exclude=example.id)
+    return _continuation(prompt, _i2r_prefix(example.instruction), _i2r_suffix(example), "")  # ends with </tests>
+
+
+_INSTRUCT_DOCUMENTS: dict[str, Callable[[InstructFewShot, InstructExample, int, int], str]] = {
+    "s2c": s2c_document,
+    "c2i": c2i_document,
+    "i2r": i2r_document,
+}
+
+
+def teacher_documents(
+    fewshot: InstructFewShot,
+    judge_fewshot: JudgeFewShot,
+    count: int,
+    seed: int,
+    shots: Mapping[str, int] | None = None,
+) -> list[str]:
+    """``count`` training documents for a demo teacher, cycling S->C, C->I, I->R and judge.
+
+    Each document is a real pipeline prompt whose query is one of the examples (left out of its own
+    shots) followed by the completion the pipeline expects, stop string included, so the model
+    learns both the format and where to stop.
+    """
+    unknown = set(shots or {}) - set(DEFAULT_SHOTS)
+    if unknown:
+        raise ValueError(f"unknown tasks in shots: {sorted(unknown)} (known: {', '.join(DEFAULT_SHOTS)})")
+    per_task = {**DEFAULT_SHOTS, **(shots or {})}
+    rng = random.Random(seed)
+    documents = []
+    for index in range(count):
+        task = TEACHER_TASKS[index % len(TEACHER_TASKS)]
+        document_seed = rng.randrange(2**32)
+        if task == "judge":
+            example_id = rng.choice(judge_fewshot.examples).id
+            documents.append(judge_document(judge_fewshot, example_id, document_seed, per_task["judge"]))
+        else:
+            example = rng.choice(fewshot.examples)
+            documents.append(_INSTRUCT_DOCUMENTS[task](fewshot, example, document_seed, per_task[task]))
+    return documents

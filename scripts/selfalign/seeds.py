@@ -1,0 +1,137 @@
+"""Seed extraction: top-level Python functions with a docstring and a ``return <expr>``.
+
+The reference (``seed_gathering/generate_from_the_stack.py``) ran a tree-sitter query over The Stack:
+a ``function_definition`` starting at column 0 whose first statement is a string with ``\"\"\"``
+delimiters, captured as the exact text of the function node (decorators are outside that node).
+Here the same selection is made with the standard ``ast`` module, over local source trees (for the
+demo: the running interpreter's standard library).
+"""
+
+from __future__ import annotations
+
+import ast
+import sysconfig
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .records import seed_id
+
+BINARY_PROBE_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class ExtractedFunction:
+    text: str  # exact source segment of the `def` (or `async def`) statement, decorators excluded
+    lineno: int  # 1-based line of the `def` keyword
+
+
+def stdlib_root() -> Path:
+    """The standard library directory of the running interpreter."""
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def _glob(root: Path, patterns: list[str]) -> set[Path]:
+    return {path for pattern in patterns for path in root.glob(pattern) if path.is_file()}
+
+
+def python_files(roots: list[Path], include: list[str], exclude: list[str]) -> list[tuple[Path, Path]]:
+    """All ``(root, file)`` pairs matched by ``include`` and not by ``exclude``, sorted.
+
+    Patterns are ``Path.glob`` patterns relative to each root (``**/*.py``, ``test/**``), applied the
+    same way for both lists so that an exclusion means exactly what an inclusion would.
+    """
+    found: set[tuple[Path, Path]] = set()
+    for root in roots:
+        if not root.is_dir():
+            raise FileNotFoundError(f"seed root {root} is not a directory")
+        found.update((root, path) for path in _glob(root, include) - _glob(root, exclude))
+    return sorted(found)
+
+
+def _has_return_value(function: ast.AST) -> bool:
+    # Like the reference's tree-sitter query `(return_statement)` over the whole function node,
+    # this counts returns inside nested functions and classes too; a bare `return` does not count.
+    return any(isinstance(node, ast.Return) and node.value is not None for node in ast.walk(function))
+
+
+def _docstring_ok(source: str, function: ast.FunctionDef | ast.AsyncFunctionDef, any_string: bool) -> bool:
+    first = function.body[0]
+    if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)):
+        return False
+    if any_string:
+        return True
+    # The reference's query required string_start == string_end == '"""': no prefix, no ''' quotes.
+    literal = ast.get_source_segment(source, first.value) or ""
+    return literal.startswith('"""') and literal.endswith('"""')
+
+
+def extract_functions(source: str, any_docstring: bool = False) -> list[ExtractedFunction]:
+    """Top-level functions (``def`` and ``async def``) that start with a docstring and return a value.
+
+    By default the docstring must be a plain triple-double-quoted literal, as in the reference;
+    ``any_docstring=True`` accepts any string literal (``'''``, ``r\"\"\"``, single quotes).
+    Raises ``SyntaxError`` (or ``ValueError``/``RecursionError``) when ``source`` does not parse.
+    """
+    tree = ast.parse(source)
+    functions = []
+    for node in tree.body:
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if not (_docstring_ok(source, node, any_docstring) and _has_return_value(node)):
+            continue
+        text = ast.get_source_segment(source, node)
+        if text is None:  # only if the tree and the source disagree; never expected
+            raise ValueError(f"no source segment for function at line {node.lineno}")
+        functions.append(ExtractedFunction(text=text, lineno=node.lineno))
+    return functions
+
+
+def _read_source(path: Path, max_bytes: int) -> tuple[str | None, str | None]:
+    """``(source, None)`` or ``(None, skip reason)``."""
+    try:
+        if path.stat().st_size > max_bytes:
+            return None, "too_large"
+        data = path.read_bytes()
+    except OSError:
+        return None, "unreadable"
+    if b"\0" in data[:BINARY_PROBE_BYTES]:
+        return None, "binary"
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return None, "not_utf8"
+
+
+def iter_seed_records(
+    files: list[tuple[Path, Path]], skip: Counter[str], max_bytes: int = 1_000_000, any_docstring: bool = False
+) -> Iterator[dict[str, str]]:
+    """Yield ``{"seed_id", "seed", "source"}`` for every extracted function, exact-deduplicated.
+
+    Files that are too large, unreadable, binary, not UTF-8 or do not parse are counted in ``skip``
+    under that reason; a function whose text was already yielded is counted as ``duplicate``.
+    ``source`` is ``<path relative to its root>:<line>``, so no machine path leaks into the data.
+    """
+    seen: set[str] = set()
+    for root, path in files:
+        source, reason = _read_source(path, max_bytes)
+        if source is None:
+            skip[reason or "unreadable"] += 1
+            continue
+        try:
+            functions = extract_functions(source, any_docstring)
+        except (SyntaxError, ValueError):
+            skip["syntax_error"] += 1
+            continue
+        except RecursionError:  # pathologically nested code exceeds the parser's recursion limit
+            skip["too_deep"] += 1
+            continue
+        relative = path.relative_to(root).as_posix()
+        for function in functions:
+            sid = seed_id(function.text)
+            if sid in seen:
+                skip["duplicate"] += 1
+                continue
+            seen.add(sid)
+            yield {"seed_id": sid, "seed": function.text, "source": f"{relative}:{function.lineno}"}

@@ -1,0 +1,339 @@
+"""Supervised fine-tuning as the reference trained StarCoder2-Instruct (``star_align/train.py``).
+
+Every rank of a ``deepspeed`` launch (see ``selfalign.launch``) runs ``main``. The recipe:
+
+- prompt = BOS + the SC2 instruct prompt (``format_instruct_prompt(instruction)``, ending in
+  ``### Response\\n``); completion = response + EOS; both tokenized with ``add_special_tokens=False``;
+  the concatenation is cut to ``max_length`` and kept (counted as ``exceeding_length``);
+- loss on the completion only (prompt and padding labels are -100), no packing, right padding;
+- HF Trainer + DeepSpeed ZeRO (``config/deepspeed/zero{N}.json``), HF Adafactor with
+  ``scale_parameter=False, relative_step=False``, lr 1e-5, weight decay 0, linear schedule with 5%
+  warmup, 4 epochs, effective batch 64, no gradient clipping, every dropout set to 0, bf16 on GPUs.
+
+The finished model dir (weights, tokenizer with the instruct chat template, ``train_stats.json``)
+appears by rename, so a killed job never leaves one that looks complete; a rerun resumes from the
+last checkpoint in the checkpoint dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from selfalign import __version__ as selfalign_version
+from selfalign.humaneval import INSTRUCT_SYSTEM, format_instruct_prompt
+from selfalign.shards import read_jsonl, write_json
+
+DEEPSPEED_CONFIG_DIR = Path(__file__).resolve().parents[2] / "config" / "deepspeed"
+IGNORE_INDEX = -100  # label value that torch's cross-entropy skips
+WARMUP_RATIO = 0.05
+NO_CLIPPING = -1.0  # the reference's --max_grad_norm -1; Trainer and DeepSpeed clip only when > 0
+TRAIN_STATS_NAME = "train_stats.json"
+
+logger = logging.getLogger("selfalign.sft")
+
+
+@dataclass(frozen=True)
+class TokenizedExample:
+    input_ids: list[int]
+    labels: list[int]
+    truncated: bool  # the prompt + completion was longer than max_length and was cut
+
+    def as_feature(self) -> dict[str, list[int]]:
+        return {"input_ids": self.input_ids, "labels": self.labels}
+
+
+def load_sft_rows(path: str | os.PathLike[str]) -> list[dict[str, str]]:
+    """The SFT set: one ``{"instruction", "response"}`` object per line (other fields ignored)."""
+    required = {"instruction": str, "response": str}
+    rows = [{"instruction": r["instruction"], "response": r["response"]} for r in read_jsonl(path, required)]
+    if not rows:
+        raise ValueError(f"{path}: the SFT set has no records")
+    return rows
+
+
+def tokenize_example(tokenizer: Any, instruction: str, response: str, max_length: int) -> TokenizedExample:
+    """Prompt with BOS and completion with EOS, tokenized apart so the prompt boundary is exact."""
+    if tokenizer.eos_token is None:
+        raise ValueError("the tokenizer has no eos_token: the completion must end in one")
+    prompt = (tokenizer.bos_token or "") + format_instruct_prompt(instruction)
+    completion = response + tokenizer.eos_token
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    input_ids = prompt_ids + completion_ids
+    labels = [IGNORE_INDEX] * len(prompt_ids) + completion_ids
+    return TokenizedExample(input_ids[:max_length], labels[:max_length], len(input_ids) > max_length)
+
+
+@dataclass(frozen=True)
+class SFTCollator:
+    """Right-pads a batch; padding gets ``pad_token_id``, label -100 and attention 0."""
+
+    pad_token_id: int
+
+    def __call__(self, features: Sequence[Mapping[str, list[int]]]) -> dict[str, torch.Tensor]:
+        width = max(len(feature["input_ids"]) for feature in features)
+        input_ids = torch.full((len(features), width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(features), width), IGNORE_INDEX, dtype=torch.long)
+        attention_mask = torch.zeros((len(features), width), dtype=torch.long)
+        for row, feature in enumerate(features):
+            length = len(feature["input_ids"])
+            input_ids[row, :length] = torch.tensor(feature["input_ids"], dtype=torch.long)
+            labels[row, :length] = torch.tensor(feature["labels"], dtype=torch.long)
+            # Masking by length, not by ``ne(pad)``: pad may equal EOS, which is a real, trained token.
+            attention_mask[row, :length] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def gradient_accumulation_steps(target_batch: int, per_device_batch: int, world_size: int) -> int:
+    """Accumulation so that per-device batch x accumulation x world size == target batch, exactly."""
+    per_step = per_device_batch * world_size
+    if target_batch < 1 or per_device_batch < 1 or world_size < 1:
+        raise ValueError(f"batch sizes and world size must be >= 1, got {target_batch=}, {per_device_batch=}, {world_size=}")
+    if target_batch % per_step:
+        raise ValueError(
+            f"target batch {target_batch} is not a multiple of per-device batch {per_device_batch} x "
+            f"{world_size} ranks = {per_step}; choose a per-device batch or rank count that divides it"
+        )
+    return target_batch // per_step
+
+
+def zero_dropout(config: Any) -> list[str]:
+    """Set every dropout probability of a model config to 0 (the reference trains without dropout;
+    StarCoder2 defaults to 0.1). Returns the names that were set."""
+    names = [
+        name
+        for name, value in vars(config).items()
+        if ("dropout" in name or name.endswith("_pdrop"))
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+    ]
+    for name in names:
+        setattr(config, name, 0.0)
+    return sorted(names)
+
+
+def instruct_chat_template(system: str = INSTRUCT_SYSTEM) -> str:
+    """The Jinja chat template of the tuned model; it renders the training prompt layout.
+
+    A trailing ``### Response\\n`` is always appended (as the reference does), so the rendered text
+    is a generation prompt. The system sentence is fixed, so a system turn raises.
+    """
+    system_literal = json.dumps(system + "\n\n")  # a JSON string is a valid Jinja string literal
+    return (
+        "{{ bos_token if bos_token else '' }}{{ " + system_literal + " }}"
+        "{% for message in messages %}"
+        "{% if message['role'] == 'user' %}{{ '### Instruction\\n' + message['content'] + '\\n\\n' }}"
+        "{% elif message['role'] == 'assistant' %}"
+        "{{ '### Response\\n' + message['content'] + eos_token + '\\n\\n' }}"
+        "{% else %}{{ raise_exception('Role ' + message['role'] + ' is not allowed: this template takes"
+        " user and assistant turns only (its system sentence is fixed).') }}"
+        "{% endif %}{% endfor %}"
+        "{{ '### Response\\n' }}"
+    )
+
+
+def deepspeed_config_path(zero_stage: int) -> Path:
+    path = DEEPSPEED_CONFIG_DIR / f"zero{zero_stage}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no DeepSpeed config for ZeRO stage {zero_stage}: {path}")
+    return path
+
+
+def default_checkpoint_dir(output: Path) -> Path:
+    """``results/sft/model`` -> ``results/sft/model.checkpoints`` (beside, never inside, the output)."""
+    return output.with_name(output.name + ".checkpoints")
+
+
+def library_versions() -> dict[str, str]:
+    import accelerate
+    import deepspeed
+    import tokenizers
+    import transformers
+
+    return {
+        "selfalign": selfalign_version,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "accelerate": accelerate.__version__,
+        "deepspeed": deepspeed.__version__,
+        "tokenizers": tokenizers.__version__,
+    }
+
+
+def step_log(log_history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per optimizer step: the loss and the learning rate the scheduler set after that step."""
+    return [
+        {"step": entry["step"], "loss": entry["loss"], "learning_rate": entry["learning_rate"]}
+        for entry in log_history
+        if "loss" in entry and "learning_rate" in entry
+    ]
+
+
+def replace_dir(staging: Path, final: Path) -> None:
+    """Move a finished dir into place; an old ``final`` is moved aside first (rename onto a non-empty
+    dir fails) and removed only after the new one is there."""
+    old = final.with_name(f".{final.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    staging.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m selfalign.sft", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="base model dir (HF format)")
+    parser.add_argument("--data", required=True, help="SFT set: JSONL with instruction and response")
+    parser.add_argument("--output", required=True, help="final model dir; appears atomically")
+    parser.add_argument("--zero-stage", type=int, required=True, choices=(0, 1, 2, 3))
+    parser.add_argument("--epochs", type=float, default=4)
+    parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--target-batch", type=int, default=64, help="effective batch over all ranks")
+    parser.add_argument("--per-device-batch", type=int, default=1)
+    parser.add_argument("--max-length", type=int, default=1280)
+    parser.add_argument("--seed", type=int, default=42, help="shuffle and init seed (HF default)")
+    parser.add_argument("--save-steps", type=int, default=200, help="checkpoint every N optimizer steps")
+    parser.add_argument("--checkpoint-dir", default=None, help="default: OUTPUT.checkpoints beside the output")
+    return parser.parse_args(argv)
+
+
+def train(options: argparse.Namespace) -> None:
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
+    from transformers.trainer_utils import get_last_checkpoint
+
+    output = Path(options.output).resolve()
+    checkpoint_dir = Path(options.checkpoint_dir).resolve() if options.checkpoint_dir else default_checkpoint_dir(output)
+    on_gpu = torch.cuda.is_available()
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))  # set by the deepspeed/torchrun launchers
+    accumulation = gradient_accumulation_steps(options.target_batch, options.per_device_batch, world_size)
+
+    # Built before the model: with ZeRO-3 it registers the DeepSpeed config, so that from_pretrained
+    # partitions the weights across ranks instead of loading the full model on each.
+    args = TrainingArguments(
+        output_dir=str(checkpoint_dir),
+        per_device_train_batch_size=options.per_device_batch,
+        gradient_accumulation_steps=accumulation,
+        num_train_epochs=options.epochs,
+        learning_rate=options.lr,
+        weight_decay=0.0,
+        optim="adafactor",  # HF Adafactor, scale_parameter=False, relative_step=False
+        lr_scheduler_type="linear",
+        warmup_steps=WARMUP_RATIO,  # transformers 5: a float < 1 is a ratio (warmup_ratio is gone)
+        max_grad_norm=NO_CLIPPING,
+        bf16=on_gpu,
+        use_cpu=not on_gpu,
+        deepspeed=str(deepspeed_config_path(options.zero_stage)),
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=options.save_steps,
+        save_total_limit=2,  # two, so a kill while writing the newest still leaves a whole one
+        seed=options.seed,
+        data_seed=options.seed,
+        report_to="none",
+        disable_tqdm=True,  # one printed dict per step reads better in a log file than progress bars
+        remove_unused_columns=False,
+    )
+    main_process = args.process_index == 0
+    if main_process:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+    tokenizer = AutoTokenizer.from_pretrained(options.model)
+    rows = load_sft_rows(options.data)
+    random.Random(options.seed).shuffle(rows)  # as the reference's dataset.shuffle(seed=args.seed)
+    examples = [tokenize_example(tokenizer, r["instruction"], r["response"], options.max_length) for r in rows]
+    exceeding_length = sum(example.truncated for example in examples)
+    no_response_tokens = sum(all(label == IGNORE_INDEX for label in example.labels) for example in examples)
+    if len(examples) < options.target_batch:
+        logger.warning(
+            "the SFT set has %d examples, fewer than the target batch %d: each epoch is a single "
+            "optimizer step over all of them", len(examples), options.target_batch,
+        )
+
+    config = AutoConfig.from_pretrained(options.model)
+    # Dropout modules read their rate at construction, so the config is changed before loading.
+    dropout_zeroed = zero_dropout(config)
+    model = AutoModelForCausalLM.from_pretrained(
+        options.model, config=config, dtype=torch.bfloat16 if on_gpu else torch.float32
+    )
+    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=[example.as_feature() for example in examples],
+        data_collator=SFTCollator(pad_token_id),
+    )
+    resume_from = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
+    logger.info(
+        "SFT: %d examples (%d exceeding %d tokens), %d ranks x per-device %d x accumulation %d = batch %d, "
+        "ZeRO %d, bf16=%s, dropout zeroed: %s, resume from: %s",
+        len(examples), exceeding_length, options.max_length, world_size, options.per_device_batch,
+        accumulation, options.per_device_batch * accumulation * world_size, options.zero_stage, on_gpu,
+        dropout_zeroed or "none", resume_from,
+    )
+    result = trainer.train(resume_from_checkpoint=resume_from)
+
+    stats = {
+        "model": options.model,
+        "data": options.data,
+        "examples": len(examples),
+        "exceeding_length": exceeding_length,
+        "no_response_tokens": no_response_tokens,
+        "max_length": options.max_length,
+        "epochs": options.epochs,
+        "steps": trainer.state.global_step,
+        "learning_rate": options.lr,
+        "warmup_ratio": WARMUP_RATIO,
+        "target_batch": options.target_batch,
+        "effective_batch": options.per_device_batch * accumulation * world_size,
+        "per_device_batch": options.per_device_batch,
+        "gradient_accumulation_steps": accumulation,
+        "world_size": world_size,
+        "zero_stage": options.zero_stage,
+        "bf16": on_gpu,
+        "seed": options.seed,
+        "dropout_zeroed": dropout_zeroed,
+        "resumed_from": resume_from,
+        "train_seconds": round(result.metrics.get("train_runtime", 0.0), 3),
+        "log": step_log(trainer.state.log_history),
+        "versions": library_versions(),
+    }
+    save_final_model(trainer, tokenizer, output, stats)
+
+
+def save_final_model(trainer: Any, tokenizer: Any, output: Path, stats: Mapping[str, Any]) -> None:
+    """Every rank calls this: under ZeRO-3 ``save_model`` gathers the partitioned weights (collective);
+    rank 0 writes into a staging dir and renames it onto ``output``."""
+    staging = output.with_name(f".{output.name}.partial")
+    if trainer.is_world_process_zero():
+        shutil.rmtree(staging, ignore_errors=True)  # left by a job killed while saving
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(staging))
+    if trainer.is_world_process_zero():
+        tokenizer.chat_template = instruct_chat_template()
+        tokenizer.save_pretrained(str(staging))
+        write_json(staging / TRAIN_STATS_NAME, dict(stats))
+        replace_dir(staging, output)
+        logger.info("saved %s (%d steps)", output, stats["steps"])
+    trainer.accelerator.wait_for_everyone()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

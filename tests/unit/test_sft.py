@@ -1,0 +1,199 @@
+"""SFT on CPU for real: a tiny random Llama, a tokenizer trained on the spot, 2 DeepSpeed ranks."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, LlamaConfig, LlamaForCausalLM
+from transformers import PreTrainedTokenizerFast
+
+from selfalign.humaneval import format_instruct_prompt
+from selfalign.launch import LaunchError, free_port, launch_command, launch_env, run_launch
+from selfalign.sft import (
+    IGNORE_INDEX,
+    SFTCollator,
+    gradient_accumulation_steps,
+    instruct_chat_template,
+    tokenize_example,
+    zero_dropout,
+)
+from selfalign.shards import write_jsonl
+
+EOS = "<|endoftext|>"
+PAD = "<|pad|>"
+ANIMALS = ["cat", "dog", "owl", "fox", "bee", "elk", "yak", "emu", "ant", "bat", "cod", "eel"]
+ROWS = [
+    {
+        "instruction": f"Write a Python function `{name}_sound()` that returns the sound a {name} makes.",
+        "response": f"```python\ndef {name}_sound():\n    return '{name} says hello'\n```\nIt returns a string.",
+    }
+    for name in ANIMALS
+]
+LONG_ROW = {"instruction": "Print the numbers.", "response": " ".join(str(i) for i in range(400))}
+
+
+def train_tokenizer(corpus: list[str]) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(
+            vocab_size=512, min_frequency=1, special_tokens=[EOS, PAD],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOS, eos_token=EOS, pad_token=PAD)
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> PreTrainedTokenizerFast:
+    corpus = [format_instruct_prompt(r["instruction"], r["response"]) for r in ROWS + [LONG_ROW]]
+    return train_tokenizer(corpus * 4)
+
+
+@pytest.fixture(scope="module")
+def base_model_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: PreTrainedTokenizerFast) -> Path:
+    path = tmp_path_factory.mktemp("base")
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, attention_dropout=0.1,  # sft must zero it
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_labels_mask_the_prompt_and_the_padding(tokenizer: PreTrainedTokenizerFast) -> None:
+    short, longer = (tokenize_example(tokenizer, r["instruction"], r["response"], 1280) for r in ROWS[:2])
+    prompt_ids = tokenizer(EOS + format_instruct_prompt(ROWS[0]["instruction"]), add_special_tokens=False)["input_ids"]
+    assert short.input_ids[: len(prompt_ids)] == prompt_ids and short.input_ids[0] == tokenizer.bos_token_id
+    assert short.labels[: len(prompt_ids)] == [IGNORE_INDEX] * len(prompt_ids)
+    assert tokenizer.decode(short.labels[len(prompt_ids):]) == ROWS[0]["response"] + EOS
+    assert not short.truncated
+
+    batch = SFTCollator(tokenizer.pad_token_id)([longer.as_feature(), short.as_feature()][::-1])
+    width = max(len(short.input_ids), len(longer.input_ids))
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape == (2, width)
+    padding = width - len(short.input_ids)
+    if padding:  # right padding: pad id, label -100, attention 0 after the tokens
+        assert batch["input_ids"][0, -padding:].tolist() == [tokenizer.pad_token_id] * padding
+        assert batch["labels"][0, -padding:].tolist() == [IGNORE_INDEX] * padding
+    assert batch["attention_mask"][0].tolist() == [1] * len(short.input_ids) + [0] * padding
+    assert batch["labels"][0, : len(short.labels)].tolist() == short.labels
+
+
+def test_truncated_examples_are_kept_and_flagged(tokenizer: PreTrainedTokenizerFast) -> None:
+    example = tokenize_example(tokenizer, LONG_ROW["instruction"], LONG_ROW["response"], 64)
+    assert example.truncated and len(example.input_ids) == len(example.labels) == 64
+    assert example.input_ids[-1] != tokenizer.eos_token_id  # the cut loses the EOS, as in the reference
+
+
+def test_gradient_accumulation_reaches_the_target_batch() -> None:
+    assert gradient_accumulation_steps(64, 1, 1) == 64
+    assert gradient_accumulation_steps(64, 2, 8) == 4
+    with pytest.raises(ValueError, match="not a multiple"):
+        gradient_accumulation_steps(64, 1, 3)
+
+
+def test_every_dropout_is_zeroed() -> None:
+    llama = LlamaConfig(attention_dropout=0.1)
+    assert zero_dropout(llama) == ["attention_dropout"] and llama.attention_dropout == 0.0
+    gpt2 = GPT2Config()
+    assert set(zero_dropout(gpt2)) >= {"attn_pdrop", "embd_pdrop", "resid_pdrop", "summary_first_dropout"}
+    assert gpt2.resid_pdrop == gpt2.attn_pdrop == gpt2.embd_pdrop == 0.0
+
+
+def test_chat_template_renders_the_training_layout(tokenizer: PreTrainedTokenizerFast) -> None:
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tokenizer.backend_tokenizer, bos_token=EOS, eos_token=EOS)
+    tokenizer.chat_template = instruct_chat_template()
+    question, answer = ROWS[0]["instruction"], ROWS[0]["response"]
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False)
+    assert prompt == EOS + format_instruct_prompt(question)
+    turn = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+    assert tokenizer.apply_chat_template(turn, tokenize=False) == (
+        EOS + format_instruct_prompt(question, answer + EOS) + "\n\n### Response\n"
+    )
+    with pytest.raises(Exception, match="not allowed"):
+        tokenizer.apply_chat_template([{"role": "system", "content": "x"}, turn[0]], tokenize=False)
+
+
+def test_launch_command_places_ranks() -> None:
+    cmd = launch_command(2, 29600, ["--zero-stage", "2"])
+    assert Path(cmd[0]) == Path(sys.executable).parent / "deepspeed"
+    assert cmd[1:] == ["--num_gpus", "2", "--master_port", "29600", "--no_local_rank", "--module",
+                       "selfalign.sft", "--zero-stage", "2"]
+    assert launch_command(2, 1, [], visible_devices="4,5")[1:3] == ["--include", "localhost:4,5"]
+    with pytest.raises(ValueError, match="visible devices"):
+        launch_command(4, 1, [], visible_devices="4,5")
+
+
+def test_run_launch_raises_with_the_log_tail(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-c", "print('step 1'); print('rank 1 failed: boom'); raise SystemExit(3)"]
+    with pytest.raises(LaunchError, match="(?s)exited with 3.*rank 1 failed: boom"):
+        run_launch(cmd, launch_env(2), tmp_path / "logs" / "sft.log")
+    assert "rank 1 failed: boom" in (tmp_path / "logs" / "sft.log").read_text()
+
+
+def test_sft_on_two_ranks_with_zero2(tmp_path: Path, base_model_dir: Path) -> None:
+    data = tmp_path / "sft.jsonl"
+    write_jsonl(data, ROWS + [LONG_ROW])  # 13 rows
+    output = tmp_path / "sft" / "model"
+    sft_args = [
+        "--model", str(base_model_dir), "--data", str(data), "--output", str(output), "--zero-stage", "2",
+        "--epochs", "4", "--lr", "1e-2", "--target-batch", "4", "--per-device-batch", "1",
+        "--max-length", "128", "--save-steps", "6",
+    ]
+    env = launch_env(2, {**os.environ, "HF_HUB_OFFLINE": "1"})
+    run_launch(launch_command(2, free_port(), sft_args), env, tmp_path / "sft.log")
+
+    stats = json.loads((output / "train_stats.json").read_text())
+    assert (stats["examples"], stats["exceeding_length"], stats["world_size"]) == (13, 1, 2)
+    assert (stats["effective_batch"], stats["gradient_accumulation_steps"], stats["zero_stage"]) == (4, 2, 2)
+    assert stats["dropout_zeroed"] == ["attention_dropout"] and stats["versions"]["deepspeed"]
+    steps_per_epoch = 4  # ceil(7 micro-batches per rank / accumulation 2)
+    assert stats["steps"] == 4 * steps_per_epoch == len(stats["log"])
+    losses = [entry["loss"] for entry in stats["log"]]
+    assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3, losses
+
+    # Linear schedule, 5% warmup (ceil(0.05 x 16) = 1 step); HF logs the lr set after each step.
+    total, warmup = stats["steps"], 1
+    expected = [1e-2 * (s / warmup if s < warmup else (total - s) / (total - warmup)) for s in range(1, total + 1)]
+    assert [entry["learning_rate"] for entry in stats["log"]] == pytest.approx(expected)
+
+    assert not list(output.parent.glob(".model.*")), "staging dir left behind"
+    assert sorted(p.name for p in (tmp_path / "sft" / "model.checkpoints").glob("checkpoint-*")) == [
+        "checkpoint-12", "checkpoint-6",
+    ]
+
+    # The saved model reloads offline, in the training layout, and generates.
+    code = (
+        "import sys, torch; from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+        "tok = AutoTokenizer.from_pretrained(sys.argv[1]); model = AutoModelForCausalLM.from_pretrained(sys.argv[1])\n"
+        "assert model.config.attention_dropout == 0.0\n"
+        "ids = tok.apply_chat_template([{'role': 'user', 'content': sys.argv[2]}], return_tensors='pt', return_dict=True)\n"
+        "out = model.generate(**ids, max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id)\n"
+        "print(repr(tok.decode(ids['input_ids'][0])))\n"
+        "print(out.shape[1] - ids['input_ids'].shape[1])\n"
+    )
+    reload = subprocess.run(
+        [sys.executable, "-c", code, str(output), ROWS[0]["instruction"]], env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True, text=True, check=True,
+    )
+    rendered, new_tokens = reload.stdout.strip().splitlines()[-2:]
+    assert ast.literal_eval(rendered) == EOS + format_instruct_prompt(ROWS[0]["instruction"])
+    assert int(new_tokens) > 0
+    tokenizer = AutoTokenizer.from_pretrained(output)
+    assert tokenizer.chat_template == instruct_chat_template()

