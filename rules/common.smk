@@ -1,10 +1,27 @@
 # Config validation, shard helpers, resource classes and input helpers; nothing else.
 from pathlib import Path
 
+import jsonschema
+import yaml
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 
-validate(config, schema="../config/schema.yaml")
+def config_problems(config, schema_path):
+    """One line per problem, naming the key's path (Snakemake's own message buries it in the schema dump)."""
+    with open(schema_path) as handle:
+        schema = yaml.safe_load(handle)
+    validator = jsonschema.Draft202012Validator(schema)
+    return [
+        "{}: {}".format(".".join(map(str, error.absolute_path)) or "(top level)", error.message)
+        for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+
+
+SCHEMA = workflow.source_path("../config/schema.yaml")
+if problems := config_problems(config, SCHEMA):
+    raise WorkflowError("Invalid configuration:\n  " + "\n  ".join(problems))
+validate(config, schema="../config/schema.yaml")  # fills in the defaults
 
 SHARDS = [f"{i:02d}" for i in range(config["shards"])]
 GPUS = config["resources"]["gpus"]

@@ -41,9 +41,7 @@ class FewShotError(ValueError):
 
     def __init__(self, path: str | os.PathLike[str], where: str | None, field: str | None, problem: str):
         self.path, self.where, self.field, self.problem = str(path), where, field, problem
-        location = ": ".join(
-            part for part in (self.path, where, f"field '{field}'" if field else None) if part
-        )
+        location = ": ".join(part for part in (self.path, where, f"field '{field}'" if field else None) if part)
         super().__init__(f"{location}: {problem}")
 
 
@@ -243,9 +241,7 @@ def load_instruct_fewshot(path: str | os.PathLike[str]) -> InstructFewShot:
     top = _Fields(path, None, _load_yaml(path), ("system", "examples"))
     system = _Fields(path, "system", top.raw("system"), INSTRUCT_TASKS)
     seen: set[str] = set()
-    examples = tuple(
-        _instruct_example(path, index, data, seen) for index, data in enumerate(_example_list(top))
-    )
+    examples = tuple(_instruct_example(path, index, data, seen) for index, data in enumerate(_example_list(top)))
     return InstructFewShot(
         path=str(path),
         system=InstructSystem(**{task: system.text(task) for task in INSTRUCT_TASKS}),

@@ -17,9 +17,7 @@ JUDGE_SHOTS = 7
 JUDGE_TEMPERATURE = 0.0  # greedy
 JUDGE_MAX_NEW_TOKENS = 5
 JUDGE_STOP = ("\n",)
-JUDGE_SAMPLING = SamplingSpec(
-    n=1, temperature=JUDGE_TEMPERATURE, max_new_tokens=JUDGE_MAX_NEW_TOKENS, stop=JUDGE_STOP
-)
+JUDGE_SAMPLING = SamplingSpec(n=1, temperature=JUDGE_TEMPERATURE, max_new_tokens=JUDGE_MAX_NEW_TOKENS, stop=JUDGE_STOP)
 
 _QUOTES = ('"""', "'''")
 _STRING_PREFIXES = "rRuU"

@@ -2,7 +2,8 @@
 
 Assembly follows the reference exactly (no chat template)::
 
-    "{system}\\n\\n" + "\\n\\n".join("## Example {k}\\n" + prefix_k + suffix_k) + "\\n\\n## Example {K+1}\\n" + query_prefix
+    "{system}\\n\\n" + "\\n\\n".join("## Example {k}\\n" + prefix_k + suffix_k)
+    + "\\n\\n## Example {K+1}\\n" + query_prefix
 
 then the whole prompt is ``rstrip``ped, so a completion starts with the newline that was removed.
 Shots are drawn with ``random.Random(seed).sample`` where ``seed`` is the row's sampling seed, so a

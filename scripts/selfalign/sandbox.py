@@ -172,9 +172,11 @@ def _execute(argv: list[str], limits: Limits, cwd: str, env: dict[str, str]) -> 
     stdout, stderr = tails[proc.stdout].text(), tails[proc.stderr].text()
     if timed_out:
         return Verdict("timeout", None, stdout, stderr, seconds)
-    if proc.returncode != 0 and stderr.startswith(_LAUNCHER_PREFIXES):
-        return Verdict("infra-error", proc.returncode, stdout, stderr, seconds)
-    return Verdict(_classify(proc.returncode, stderr, seconds, limits), proc.returncode, stdout, stderr, seconds)
+    # Shell convention for a signal death (bwrap reports it so; Popen gives -signal without bwrap).
+    returncode = 128 - proc.returncode if proc.returncode < 0 else proc.returncode
+    if returncode != 0 and stderr.startswith(_LAUNCHER_PREFIXES):
+        return Verdict("infra-error", returncode, stdout, stderr, seconds)
+    return Verdict(_classify(returncode, stderr, seconds, limits), returncode, stdout, stderr, seconds)
 
 
 class _ProgramFile:
@@ -238,8 +240,9 @@ class BubblewrapSandbox:
             "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/sbin", "/sbin",
             "--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache",
             "--proc", "/proc", "--dev", "/dev",
-            "--size", str(4 * MIB), "--tmpfs", "/dev/shm",
-            "--size", str(limits.tmp_mb * MIB), "--tmpfs", "/tmp",
+            # world-writable with the sticky bit, like a host /tmp: bwrap would make them root's 0755
+            "--perms", "1777", "--size", str(4 * MIB), "--tmpfs", "/dev/shm",
+            "--perms", "1777", "--size", str(limits.tmp_mb * MIB), "--tmpfs", "/tmp",
         ]
         for directory in self.python_dirs:
             argv += ["--ro-bind", directory, directory]

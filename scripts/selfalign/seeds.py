@@ -32,21 +32,22 @@ def stdlib_root() -> Path:
     return Path(sysconfig.get_paths()["stdlib"])
 
 
-def _glob(root: Path, patterns: list[str]) -> set[Path]:
-    return {path for pattern in patterns for path in root.glob(pattern) if path.is_file()}
-
-
 def python_files(roots: list[Path], include: list[str], exclude: list[str]) -> list[tuple[Path, Path]]:
     """All ``(root, file)`` pairs matched by ``include`` and not by ``exclude``, sorted.
 
-    Patterns are ``Path.glob`` patterns relative to each root (``**/*.py``, ``test/**``), applied the
-    same way for both lists so that an exclusion means exactly what an inclusion would.
+    Patterns are ``Path.glob`` patterns relative to each root (``**/*.py``, ``test/**``). An exclude
+    pattern that matches a directory excludes everything below it (``Path.glob`` yields only
+    directories for a trailing ``**``).
     """
     found: set[tuple[Path, Path]] = set()
     for root in roots:
         if not root.is_dir():
             raise FileNotFoundError(f"seed root {root} is not a directory")
-        found.update((root, path) for path in _glob(root, include) - _glob(root, exclude))
+        excluded = {path for pattern in exclude for path in root.glob(pattern)}
+        for pattern in include:
+            for path in root.glob(pattern):
+                if path.is_file() and not (path in excluded or excluded.intersection(path.parents)):
+                    found.add((root, path))
     return sorted(found)
 
 

@@ -44,7 +44,11 @@ def test_split_docstring_sharing_a_line_keeps_the_code() -> None:
 
 @pytest.mark.parametrize(
     "source",
-    ["def f(x):\n    return x", 'def f(x):\n    """never closed\n    return x', 'def f():\n    """   """\n    return 1'],
+    [
+        "def f(x):\n    return x",
+        'def f(x):\n    """never closed\n    return x',
+        'def f():\n    """   """\n    return 1',
+    ],
 )
 def test_split_docstring_none(source: str) -> None:
     assert split_docstring(source) is None
@@ -72,10 +76,10 @@ def test_judge_prompt_structure() -> None:
 
 def test_judge_prompt_shots_follow_the_seed() -> None:
     def order(prompt: str) -> list[str]:
-        return sorted((prompt.index(example.code), example.id) for example in JUDGE.examples)
+        return [example.id for example in sorted(JUDGE.examples, key=lambda example: prompt.index(example.code))]
 
     expected = [example.id for example in random.Random(11).sample(list(JUDGE.examples), len(JUDGE.examples))]
-    assert [example_id for _, example_id in order(judge_prompt(JUDGE, "def q(): pass", "Q.", 11))] == expected
+    assert order(judge_prompt(JUDGE, "def q(): pass", "Q.", 11)) == expected
     orders = {tuple(order(judge_prompt(JUDGE, "def q(): pass", "Q.", seed))) for seed in range(20)}
     assert len(orders) > 10  # reshuffled per prompt
     assert judge_prompt(JUDGE, "def q(): pass", "Q.", 3) == judge_prompt(JUDGE, "def q(): pass", "Q.", 3)
@@ -91,8 +95,16 @@ def test_judge_prompt_shots_and_exclude() -> None:
 
 @pytest.mark.parametrize(
     ("text", "keep"),
-    [(" Yes", True), (" yes.", True), (" No", False), ("", False), (" Yes no", False), ("YES yes no", True),
-     (" Not", False), (" Maybe", False)],
+    [
+        (" Yes", True),
+        (" yes.", True),
+        (" No", False),
+        ("", False),
+        (" Yes no", False),
+        ("YES yes no", True),
+        (" Not", False),
+        (" Maybe", False),
+    ],
 )
 def test_judge_verdict(text: str, keep: bool) -> None:
     assert judge_verdict(text) is keep

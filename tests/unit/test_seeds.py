@@ -102,6 +102,7 @@ def test_python_files_include_exclude_sorted(tmp_path):
     write(root_b / "x.py", "")
     found = python_files([root_b, root_a], include=["**/*.py"], exclude=["test/**"])
     assert found == [(root_a, root_a / "pkg/m.py"), (root_a, root_a / "pkg/z.py"), (root_b, root_b / "x.py")]
+    assert python_files([root_a], ["**/*.py"], ["pkg/z.py", "test"]) == [(root_a, root_a / "pkg/m.py")]
 
 
 def test_python_files_missing_root(tmp_path):

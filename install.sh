@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Set up what the workflow needs, on a fresh Debian/Ubuntu machine or a cluster login node:
+#   - system packages with apt-get: bubblewrap (the execution sandbox), util-linux (prlimit, setpriv);
+#   - Python packages with pip into ./.venv, pinned (requirements.txt, constraints.txt).
+# Usage: bash install.sh          the workflow
+#        bash install.sh --test   the workflow and its test tools
+# Safe to run again: it installs only what is missing or changed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+requirements=requirements.txt
+[ "${1:-}" = "--test" ] && requirements=requirements-test.txt
+PYTHON=${PYTHON:-python3}
+
+missing=()
+command -v bwrap >/dev/null || missing+=(bubblewrap)
+command -v prlimit >/dev/null && command -v setpriv >/dev/null || missing+=(util-linux)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "install.sh: apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq -o DPkg::Lock::Timeout=600
+    apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "install.sh: please install ${missing[*]} (e.g. sudo apt-get install ${missing[*]}); continuing" >&2
+  fi
+fi
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+stamp=.venv/.installed-$(cat constraints.txt requirements.txt "$requirements" | sha1sum | cut -c1-12)
+if [ ! -e "$stamp" ]; then
+  # torch first and pinned: an unpinned torch requirement would pull a multi-GB CUDA build on CPU machines.
+  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt torch
+  # DS_BUILD_OPS=0: DeepSpeed builds the ops it needs just in time instead of at install.
+  DS_BUILD_OPS=0 .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -r "$requirements"
+  touch "$stamp"
+fi
+echo "install.sh: ready (.venv: $(.venv/bin/python -c 'import torch, transformers, snakemake; print(f"torch {torch.__version__}, transformers {transformers.__version__}, snakemake {snakemake.__version__}")'))"

@@ -1,0 +1,220 @@
+"""The sandbox against real bubblewrap: outcomes, isolation, limits and parallel runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from selfalign.sandbox import Limits, make_sandbox, run_many
+
+REPO = Path(__file__).resolve().parents[2]
+FAST = Limits(wall_seconds=5, cpu_seconds=2, memory_mb=512, processes=16, tmp_mb=16, output_bytes=4096)
+CPU_BOUND = Limits(wall_seconds=30, cpu_seconds=1)
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap missing: apt-get install bubblewrap")
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    return make_sandbox("bubblewrap")
+
+
+def test_passing_program(sandbox):
+    verdict = sandbox.run("print('hello')", FAST)
+    assert (verdict.status, verdict.returncode, verdict.stdout_tail) == ("pass", 0, "hello\n")
+
+
+@pytest.mark.parametrize("program", ["assert 1 + 1 == 3", "def broken(:\n    pass", "raise SystemExit(3)"])
+def test_failing_programs(sandbox, program):
+    verdict = sandbox.run(program, FAST)
+    assert verdict.status == "fail"
+    assert verdict.returncode not in (0, None)
+
+
+def test_error_output_is_captured(sandbox):
+    verdict = sandbox.run("assert 1 + 1 == 3, 'arithmetic'", FAST)
+    assert "AssertionError: arithmetic" in verdict.stderr_tail
+
+
+def test_recursive_solution_passes(sandbox):
+    # Correct recursive code and helper calls must pass (exec() inside a function would break them).
+    program = (
+        "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n\n"
+        "def fibs(k):\n    return [fib(i) for i in range(k)]\n\n"
+        "assert fibs(8) == [0, 1, 1, 2, 3, 5, 8, 13]\n"
+    )
+    assert sandbox.run(program, FAST).status == "pass"
+
+
+def test_busy_loop_hits_cpu_limit(sandbox):
+    # A generous wall limit: other jobs on the machine slow how fast CPU seconds accrue.
+    verdict = sandbox.run("while True:\n    pass", CPU_BOUND)
+    assert (verdict.status, verdict.returncode) == ("timeout", 128 + signal.SIGXCPU)
+
+
+def test_sleep_hits_wall_limit(sandbox):
+    verdict = sandbox.run("import time\ntime.sleep(60)", Limits(wall_seconds=1))
+    assert (verdict.status, verdict.returncode) == ("timeout", None)
+    assert verdict.seconds < 3
+
+
+def test_memory_bomb(sandbox):
+    verdict = sandbox.run("chunks = []\nwhile True:\n    chunks.append(bytearray(64 * 1024 * 1024))", FAST)
+    assert verdict.status == "memory"
+
+
+def test_endless_output_is_capped(sandbox):
+    verdict = sandbox.run("while True:\n    print('y' * 1000)", Limits(wall_seconds=1, output_bytes=2048))
+    assert verdict.status == "timeout"
+    assert len(verdict.stdout_tail) == 2048
+
+
+def test_network_is_unreachable(sandbox):
+    with socket.socket() as server:  # a host loopback service the sandbox must not reach
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        program = f"""
+import socket
+for address in [("127.0.0.1", {port}), ("1.1.1.1", 53)]:
+    try:
+        socket.create_connection(address, timeout=2).close()
+        print("connected", address)
+    except OSError:
+        print("blocked")
+"""
+        verdict = sandbox.run(program, FAST)
+    assert verdict.stdout_tail.split() == ["blocked", "blocked"]
+
+
+def test_writes_only_to_private_tmp(sandbox):
+    targets = ["/tmp/ok.txt", "/evil", "/usr/evil", "/sandbox/main.py", os.path.join(os.path.realpath(os.sys.prefix), "evil")]
+    program = f"""
+for path in {targets!r}:
+    try:
+        with open(path, "w") as handle:
+            handle.write("x")
+        print("wrote", path)
+    except OSError:
+        print("blocked", path)
+"""
+    lines = sandbox.run(program, FAST).stdout_tail.splitlines()
+    assert lines == [f"wrote {targets[0]}"] + [f"blocked {path}" for path in targets[1:]]
+    assert not Path("/tmp/ok.txt").exists() or Path("/tmp/ok.txt").read_text() != "x"
+
+
+def test_tmp_is_size_capped(sandbox):
+    program = """
+with open("/tmp/fill", "wb") as handle:
+    for _ in range(64):
+        handle.write(bytes(1024 * 1024))
+"""
+    verdict = sandbox.run(program, Limits(tmp_mb=8, file_size_mb=64))
+    assert verdict.status == "fail"
+    assert "No space left" in verdict.stderr_tail
+
+
+def test_host_files_are_hidden(sandbox):
+    home = Path.home()
+    hidden = [REPO / "scripts", REPO / "tests", "/etc/passwd", "/var", "/sys"]
+    hidden += [home / name for name in sorted(os.listdir(home)) if name != ".pyenv"][:5]
+    program = f"import os\nprint([p for p in {[str(p) for p in hidden]!r} if os.path.exists(p)])"
+    verdict = sandbox.run(program, FAST)
+    assert (verdict.status, verdict.stdout_tail) == ("pass", "[]\n")
+
+
+def test_environment_is_not_inherited(sandbox, monkeypatch):
+    monkeypatch.setenv("SELFALIGN_TEST_SECRET", "hunter2")
+    verdict = sandbox.run("import json, os\nprint(json.dumps(dict(os.environ)))", FAST)
+    environment = json.loads(verdict.stdout_tail)
+    assert "SELFALIGN_TEST_SECRET" not in environment
+    assert set(environment) <= {"PATH", "HOME", "LANG", "PWD", "LC_CTYPE"}
+
+
+def test_runs_as_unprivileged_user(sandbox):
+    verdict = sandbox.run("import os\nprint(os.getuid())", FAST)
+    assert int(verdict.stdout_tail) != 0
+
+
+def _processes_of_sandbox_uids() -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            uid_line = next(line for line in (entry / "status").read_text().splitlines() if line.startswith("Uid:"))
+        except (OSError, StopIteration):
+            continue
+        if int(uid_line.split()[1]) >= 1_000_000:
+            found.append(entry.name)
+    return found
+
+
+def test_process_limit_holds(sandbox):
+    program = """
+import os, time
+children = 0
+try:
+    for _ in range(200):
+        if os.fork() == 0:
+            time.sleep(1)
+            os._exit(0)
+        children += 1
+except OSError:
+    pass
+print(children)
+"""
+    verdict = sandbox.run(program, FAST)
+    assert int(verdict.stdout_tail) < FAST.processes
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop the bomb to its own uid")
+def test_fork_bomb_is_contained_and_reaped(sandbox):
+    program = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
+    verdict = sandbox.run(program, Limits(wall_seconds=2, processes=32))
+    assert verdict.status == "timeout"
+    time.sleep(0.5)
+    assert _processes_of_sandbox_uids() == []
+
+
+def test_run_many_keeps_order_and_runs_in_parallel(sandbox):
+    programs = [f"import time\ntime.sleep(1)\nprint({i})\nassert {i} % 2 == 0" for i in range(4)]
+    seen: list[tuple[int, int]] = []
+    start = time.monotonic()
+    verdicts = run_many(sandbox, programs, FAST, workers=4, progress=lambda done, total: seen.append((done, total)))
+    assert time.monotonic() - start < 3  # serial would take at least 4 s
+    assert [v.stdout_tail for v in verdicts] == ["0\n", "1\n", "2\n", "3\n"]
+    assert [v.status for v in verdicts] == ["pass", "fail", "pass", "fail"]
+    assert seen[-1] == (4, 4)
+
+
+def test_missing_bwrap_is_an_infra_error_retried(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: bwrap cannot be found
+    [verdict] = run_many(make_sandbox("bubblewrap"), ["print(1)"], FAST, workers=1, infra_retries=2)
+    assert (verdict.status, verdict.attempts) == ("infra-error", 3)
+    assert "bwrap" in verdict.stderr_tail
+
+
+def test_versions_name_the_tools(sandbox):
+    versions = sandbox.versions()
+    assert versions["sandbox"] == "bubblewrap"
+    assert versions["bwrap"].startswith("bubblewrap")
+
+
+def test_process_backend_warns_and_runs(caplog):
+    with caplog.at_level(logging.WARNING):
+        sandbox = make_sandbox("process")
+    assert "only sets rlimits" in caplog.text
+    assert sandbox.run("print(2 + 2)", FAST).stdout_tail == "4\n"
+    assert sandbox.run("while True:\n    pass", CPU_BOUND).status == "timeout"
+
+
+def test_unknown_backend_is_rejected():
+    with pytest.raises(ValueError, match="unknown sandbox backend"):
+        make_sandbox("docker")

@@ -1,0 +1,94 @@
+"""Static checks of the workflow: lint, formatting, dry run, config validation, rule conventions."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import REPO, snakemake
+
+RULE_FILES = sorted((REPO / "rules").glob("*.smk"))
+
+
+def test_lint_is_clean():
+    result = snakemake("--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations" in result.stdout + result.stderr
+
+
+def test_snakefmt_check_is_clean():
+    result = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", "Snakefile", *map(str, RULE_FILES)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dry_run_plans_every_stage():
+    result = snakemake("-n", "--quiet", "rules")
+    assert result.returncode == 0, result.stderr
+    for rule in (
+        "extract_seeds", "typecheck_seeds", "decontaminate_seeds", "judge_seeds", "near_dedup_seeds",
+        "generate_concepts", "generate_instructions", "generate_responses", "execute_responses",
+        "select_keep", "assemble_sft_data", "train_sft", "score_humaneval", "funnel",
+    ):
+        assert rule in result.stdout, rule
+
+
+def _rule_blocks() -> dict[str, str]:
+    blocks = {}
+    for path in [REPO / "Snakefile", *RULE_FILES]:
+        text = path.read_text()
+        for match in re.finditer(r"^rule (\w+):\n((?:    .*\n|\n)*)", text, re.M):
+            blocks[match.group(1)] = match.group(2)
+    return blocks
+
+
+def test_every_rule_with_an_action_has_log_benchmark_and_pinned_conda_env():
+    blocks = _rule_blocks()
+    assert len(blocks) > 20
+    for name, body in blocks.items():
+        if "script:" not in body and "shell:" not in body:
+            continue  # a target rule
+        assert "    log:" in body, name
+        assert "    benchmark:" in body, name
+        env = re.search(r'conda:\n\s+"\.\./(envs/[\w.]+\.yaml)"', body)
+        assert env, f"{name}: no conda env under envs/"
+        spec = yaml.safe_load((REPO / env.group(1)).read_text())
+        assert spec["channels"] == ["conda-forge", "nodefaults"], name
+        for dep in spec["dependencies"]:
+            if isinstance(dep, str) and dep.startswith("python"):
+                assert "=" in dep
+
+
+def _dry_run_with(tmp_path: Path, config: dict) -> subprocess.CompletedProcess:
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    return snakemake("-n", "--quiet", "--directory", str(tmp_path), cwd=tmp_path)
+
+
+def test_unknown_config_key_fails_naming_the_key(tmp_path):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["seeds"]["near_dedup"]["treshold"] = 0.5
+    result = _dry_run_with(tmp_path, config)
+    assert result.returncode != 0
+    assert "treshold" in result.stderr + result.stdout
+
+
+def test_wrong_config_type_fails_naming_the_key(tmp_path):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["shards"] = "two"
+    result = _dry_run_with(tmp_path, config)
+    assert result.returncode != 0
+    output = result.stderr + result.stdout
+    assert "shards" in output and "'two' is not of type 'integer'" in output
+
+
+def test_minimal_config_gets_schema_defaults(tmp_path):
+    result = _dry_run_with(tmp_path, {"shards": 3})
+    assert result.returncode == 0, result.stderr
