@@ -13,8 +13,12 @@ def config_problems(config, schema_path):
         schema = yaml.safe_load(handle)
     validator = jsonschema.Draft202012Validator(schema)
     return [
-        "{}: {}".format(".".join(map(str, error.absolute_path)) or "(top level)", error.message)
-        for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+        "{}: {}".format(
+            ".".join(map(str, error.absolute_path)) or "(top level)", error.message
+        )
+        for error in sorted(
+            validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))
+        )
     ]
 
 

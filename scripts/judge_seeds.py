@@ -4,7 +4,7 @@ function well enough to re-implement it; ties and empty answers count as No, as 
 from selfalign import judge
 from selfalign.backends import make_backend
 from selfalign.fewshot import load_judge_fewshot
-from selfalign.generation import GenerationRequest, SamplingSpec
+from selfalign.generation import GenerationRequest
 from selfalign.records import read_stage
 from selfalign.rulekit import progress_logger, shard_name, start_logging
 from selfalign.shards import StageStats, write_jsonl
@@ -29,8 +29,7 @@ backend = make_backend(
     batch_size=snakemake.params.batch_size,
     threads=snakemake.threads,
 )
-limit = min(cfg["max_prompt_tokens"], backend.max_context - judge.MAX_NEW_TOKENS)
-spec_args = dict(n=1, temperature=0.0, max_new_tokens=judge.MAX_NEW_TOKENS, stop=tuple(judge.STOP))
+limit = min(cfg["max_prompt_tokens"], backend.max_context - judge.JUDGE_MAX_NEW_TOKENS)
 
 candidates, requests = [], []
 for record in records:
@@ -38,7 +37,7 @@ for record in records:
     if parts is None:
         stats.drop("no_docstring")
         continue
-    docstring, code = parts
+    code, docstring = parts
     # Shot order is reshuffled per prompt with a seed derived from the seed's content id, so a
     # function gets the same prompt whatever shard or position it lands in.
     prompt = judge.judge_prompt(fewshot, code, docstring, seed=int(record["seed_id"][2:10], 16), shots=cfg["shots"])
@@ -46,7 +45,7 @@ for record in records:
         stats.drop("prompt_too_long")
         continue
     candidates.append(record)
-    requests.append(GenerationRequest(prompt=prompt, spec=SamplingSpec(**spec_args), key=record["seed_id"]))
+    requests.append(GenerationRequest(prompt=prompt, spec=judge.JUDGE_SAMPLING, key=record["seed_id"]))
 
 log.info("judging %d seeds (%d skipped before generation)", len(requests), len(records) - len(requests))
 completions = backend.generate(requests, progress=progress_logger(log, "judged"))

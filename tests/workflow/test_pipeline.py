@@ -1,0 +1,128 @@
+"""End to end: the whole pipeline on a small test config, for real (pyright, bubblewrap, DeepSpeed, HumanEval).
+
+One run (module fixture) feeds every assertion; it takes a few minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, snakemake
+
+PER_SHARD_STAGES = [
+    ("seeds/extracted", "seeds"),
+    ("seeds/heuristics", "seeds"),
+    ("seeds/typechecked", "seeds"),
+    ("seeds/decontaminated", "seeds"),
+    ("seeds/judged", "seeds"),
+    ("seeds/final", "final_seeds"),
+    ("instruct/concepts", "concepts"),
+    ("instruct/instructions", "instructions"),
+    ("respond/responses", "responses"),
+    ("execute/verdicts", "verdicts"),
+    ("select/candidates", "verdicts"),
+]
+
+
+def test_config() -> dict:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["model"]["teacher"]["seconds"] = 75
+    config["seeds"]["limit"] = 24
+    config["evaluation"]["limit"] = 40
+    return config
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    workdir = tmp_path_factory.mktemp("pipeline")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(test_config()))
+    result = snakemake("--cores", "2", "--directory", str(workdir), cwd=workdir, timeout=1500)
+    if result.returncode != 0:
+        logs = "\n".join(
+            f"--- {log}\n{log.read_text()[-3000:]}" for log in sorted((workdir / "results/logs").rglob("*.log"))
+        ) if (workdir / "results/logs").exists() else ""
+        pytest.fail(f"pipeline failed:\n{result.stderr[-5000:]}\n{logs[-20000:]}")
+    return workdir / "results", result
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_every_stage_has_non_empty_shards_with_stats(run):
+    results, _ = run
+    for stage, _kind in PER_SHARD_STAGES:
+        total = 0
+        for shard in ("00", "01"):
+            path = results / stage / f"{shard}.jsonl"
+            stats = json.loads((results / stage / f"{shard}.stats.json").read_text())
+            records = _lines(path)
+            assert stats["out"] == len(records), path
+            assert {"in", "out", "dropped", "seconds", "versions"} <= stats.keys()
+            if stage != "seeds/extracted":
+                assert stats["in"] == stats["out"] + sum(stats["dropped"].values()), path
+            total += len(records)
+        assert total > 0, f"{stage} is empty"
+    assert _lines(results / "sft/train.jsonl"), "the SFT set is empty"
+
+
+def test_final_record_traces_back_to_its_seed(run):
+    results, _ = run
+    pair = _lines(results / "sft/train.jsonl")[0]
+    seeds = {r["seed_id"]: r for shard in ("00", "01") for r in _lines(results / f"seeds/final/{shard}.jsonl")}
+    assert pair["seed_id"] in seeds and pair["seed"] == seeds[pair["seed_id"]]["seed"]
+    verdicts = {r["response_id"]: r for shard in ("00", "01") for r in _lines(results / f"execute/verdicts/{shard}.jsonl")}
+    verdict = verdicts[pair["response_id"]]
+    assert verdict["verdict"] == "pass" and verdict["verdict_id"] == pair["verdict_id"]
+    assert verdict["instruction_id"] == pair["instruction_id"] and verdict["concepts_id"] == pair["concepts_id"]
+    for step in ("concepts", "instruction", "response"):
+        assert pair["provenance"][step]["sampling_seed"] == 3407 + pair["row"]
+
+
+def test_tuned_model_reloads_offline_and_generates(run):
+    results, _ = run
+    code = (
+        "import sys; from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+        "tok = AutoTokenizer.from_pretrained(sys.argv[1]); model = AutoModelForCausalLM.from_pretrained(sys.argv[1])\n"
+        "ids = tok.apply_chat_template([{'role': 'user', 'content': 'Write a function.'}], return_tensors='pt', return_dict=True)\n"
+        "out = model.generate(**ids, max_new_tokens=8, do_sample=False)\n"
+        "print('GENERATED', out.shape[1] > ids['input_ids'].shape[1])\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(results / "models/tuned")], capture_output=True, text=True, env=env
+    )
+    assert "GENERATED True" in result.stdout, result.stderr[-3000:]
+    stats = json.loads((results / "models/tuned/train_stats.json").read_text())
+    assert stats["world_size"] == 2
+
+
+def test_scores_for_base_and_tuned_model_and_printed_funnel(run):
+    results, completed = run
+    for model in ("base", "tuned"):
+        scores = json.loads((results / f"scores/{model}/humaneval.json").read_text())
+        assert scores["problems"] == 40 and 0.0 <= scores["pass@1"] <= 1.0
+    assert "# Funnel" in completed.stdout
+    tsv = (results / "report/funnel.tsv").read_text()
+    assert "typecheck" in tsv and "sft_data" in tsv
+
+
+def test_changing_one_stage_reruns_only_it_and_downstream(run):
+    results, _ = run
+    workdir = results.parent
+    config = test_config()
+    config["generation"]["instructions"]["temperature"] = 0.9
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake("-n", "--directory", str(workdir), "instructions", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    planned = result.stdout
+    assert "generate_instructions" in planned
+    for upstream in ("generate_concepts", "judge_seeds", "train_teacher", "extract_seeds", "typecheck_seeds"):
+        assert upstream not in planned, upstream
