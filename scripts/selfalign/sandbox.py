@@ -307,11 +307,10 @@ def run_many(
     """Run every program on a pool of ``workers`` threads, in input order; retry only infra-errors."""
 
     def run_one(program: str) -> Verdict:
-        for attempt in range(1, infra_retries + 2):
-            verdict = sandbox.run(program, limits)
-            if verdict.status != "infra-error":
-                break
-        return replace(verdict, attempts=attempt)
+        attempts, verdict = 1, sandbox.run(program, limits)
+        while verdict.status == "infra-error" and attempts <= infra_retries:
+            attempts, verdict = attempts + 1, sandbox.run(program, limits)
+        return replace(verdict, attempts=attempts)
 
     verdicts: list[Verdict | None] = [None] * len(programs)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

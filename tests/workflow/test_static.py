@@ -92,3 +92,20 @@ def test_wrong_config_type_fails_naming_the_key(tmp_path):
 def test_minimal_config_gets_schema_defaults(tmp_path):
     result = _dry_run_with(tmp_path, {"shards": 3})
     assert result.returncode == 0, result.stderr
+
+
+def _schema_keys(properties: dict, defs: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, spec in properties.items():
+        keys.append(prefix + key)
+        if "$ref" in spec:
+            spec = defs[spec["$ref"].rsplit("/", 1)[-1]]
+        keys += _schema_keys(spec.get("properties", {}), defs, prefix + key + ".")
+    return keys
+
+
+def test_config_readme_documents_every_schema_key():
+    schema = yaml.safe_load((REPO / "config/schema.yaml").read_text())
+    manual = (REPO / "config/README.md").read_text()
+    missing = [key for key in _schema_keys(schema["properties"], schema["$defs"]) if f"`{key}`" not in manual]
+    assert not missing, f"config/README.md does not document {missing}"
