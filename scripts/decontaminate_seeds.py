@@ -31,7 +31,6 @@ with atomic_writer(snakemake.output.shard) as kept, atomic_writer(snakemake.outp
                     "source": record["source"],
                     "benchmark": match.benchmark,
                     "task_id": match.task_id,
-                    "kind": match.kind,
                     "matched": match.text,
                 }
             )

@@ -26,11 +26,11 @@ sandbox = make_sandbox(cfg["backend"])
 rows = list(read_stage(snakemake.input[0], "responses"))
 stats.seen(len(rows))
 built = [programs.build_program(row["response"], row["tests"]) for row in rows]
-runnable = [i for i, (program, _) in enumerate(built) if program is not None]
+runnable = [i for i, b in enumerate(built) if b.program is not None]
 log.info("%d samples, %d runnable, %d workers, limits %s", len(rows), len(runnable), snakemake.threads, limits)
 verdicts = run_many(
     sandbox,
-    [built[i][0] for i in runnable],
+    [built[i].program for i in runnable],
     limits,
     workers=snakemake.threads,
     infra_retries=cfg["infra_retries"],
@@ -41,9 +41,9 @@ by_index = dict(zip(runnable, verdicts, strict=True))
 counts: Counter = Counter()
 out = []
 for i, row in enumerate(rows):
-    program, reason = built[i]
+    program = built[i].program
     if program is None:
-        status, detail = reason, {"returncode": None, "stdout_tail": "", "stderr_tail": "", "seconds": 0.0}
+        status, detail = built[i].drop_reason, {"returncode": None, "stdout_tail": "", "stderr_tail": "", "seconds": 0.0}
     else:
         verdict = by_index[i]
         status = verdict.status

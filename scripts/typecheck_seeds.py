@@ -16,11 +16,12 @@ result = typecheck(
     [r["seed"] for r in records], batch_size=cfg["batch_size"], workers=snakemake.threads, timeout=cfg["timeout"]
 )
 kept = []
-for record, outcome in zip(records, result.outcomes, strict=True):
+for record, outcome in zip(records, result.checks, strict=True):
     if outcome.ok:
         kept.append(record)
     else:
         stats.drop(outcome.reason or "pyright_error")
 stats.kept(write_jsonl(snakemake.output.shard, kept))
 stats.versions = dict(result.versions)
+stats.extra["pyright_runs"] = result.pyright_runs
 log.info("%s", stats.write(snakemake.output.stats))

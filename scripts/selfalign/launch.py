@@ -44,7 +44,7 @@ def deepspeed_executable() -> Path:
     """The ``deepspeed`` console script of the running interpreter's environment (not whatever is on PATH)."""
     path = Path(sys.executable).parent / "deepspeed"
     if not path.is_file():
-        raise FileNotFoundError(f"no deepspeed launcher next to {sys.executable}: install deepspeed in this environment")
+        raise FileNotFoundError(f"no deepspeed launcher next to {sys.executable}; install deepspeed there")
     return path
 
 

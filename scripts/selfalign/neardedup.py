@@ -154,7 +154,7 @@ def cluster(
         values, seed, scheme = merged[sid]
         sketch = LeanMinHash(seed=seed, hashvalues=values, scheme=scheme)
         for other in lsh.query(sketch):
-            _union(parent, sid, other)
+            _union(parent, sid, str(other))
         lsh.insert(sid, sketch)
     return {sid: _find(parent, sid) for sid in sorted(merged)}
 

@@ -10,6 +10,7 @@ demo: the running interpreter's standard library).
 from __future__ import annotations
 
 import ast
+import re
 import sysconfig
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 from .records import seed_id
 
 BINARY_PROBE_BYTES = 8192
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")  # the line ends `ast` counts (not \f, not \u2028)
 
 
 @dataclass(frozen=True)
@@ -57,14 +59,35 @@ def _has_return_value(function: ast.AST) -> bool:
     return any(isinstance(node, ast.Return) and node.value is not None for node in ast.walk(function))
 
 
-def _docstring_ok(source: str, function: ast.FunctionDef | ast.AsyncFunctionDef, any_string: bool) -> bool:
+class _Segments:
+    """``ast.get_source_segment`` with the source split into lines once, not on every call.
+
+    (The stdlib function re-splits the whole source per call: quadratic on files with many functions.)
+    """
+
+    def __init__(self, source: str):
+        self._lines = _LINE.findall(source)
+
+    def __call__(self, node: ast.expr | ast.stmt) -> str:
+        if node.end_lineno is None or node.end_col_offset is None:
+            raise ValueError(f"node at line {node.lineno} has no end position")
+        # ast positions: 1-based lines, columns in UTF-8 bytes
+        first, last = node.lineno - 1, node.end_lineno - 1
+        if first == last:
+            return self._lines[first].encode()[node.col_offset : node.end_col_offset].decode()
+        head = self._lines[first].encode()[node.col_offset :].decode()
+        tail = self._lines[last].encode()[: node.end_col_offset].decode()
+        return head + "".join(self._lines[first + 1 : last]) + tail
+
+
+def _docstring_ok(segment: _Segments, function: ast.FunctionDef | ast.AsyncFunctionDef, any_string: bool) -> bool:
     first = function.body[0]
     if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)):
         return False
     if any_string:
         return True
     # The reference's query required string_start == string_end == '"""': no prefix, no ''' quotes.
-    literal = ast.get_source_segment(source, first.value) or ""
+    literal = segment(first.value)
     return literal.startswith('"""') and literal.endswith('"""')
 
 
@@ -76,33 +99,43 @@ def extract_functions(source: str, any_docstring: bool = False) -> list[Extracte
     Raises ``SyntaxError`` (or ``ValueError``/``RecursionError``) when ``source`` does not parse.
     """
     tree = ast.parse(source)
-    functions = []
-    for node in tree.body:
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
-        if not (_docstring_ok(source, node, any_docstring) and _has_return_value(node)):
-            continue
-        text = ast.get_source_segment(source, node)
-        if text is None:  # only if the tree and the source disagree; never expected
-            raise ValueError(f"no source segment for function at line {node.lineno}")
-        functions.append(ExtractedFunction(text=text, lineno=node.lineno))
-    return functions
+    segment = _Segments(source)
+    return [
+        ExtractedFunction(text=segment(node), lineno=node.lineno)
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and _docstring_ok(segment, node, any_docstring)
+        and _has_return_value(node)
+    ]
 
 
-def _read_source(path: Path, max_bytes: int) -> tuple[str | None, str | None]:
-    """``(source, None)`` or ``(None, skip reason)``."""
+class _SkipFile(Exception):
+    """A file the scan cannot use; the message is the reason counted for it."""
+
+
+def _read_source(path: Path, max_bytes: int) -> str:
     try:
         if path.stat().st_size > max_bytes:
-            return None, "too_large"
+            raise _SkipFile("too_large")
         data = path.read_bytes()
     except OSError:
-        return None, "unreadable"
+        raise _SkipFile("unreadable") from None
     if b"\0" in data[:BINARY_PROBE_BYTES]:
-        return None, "binary"
+        raise _SkipFile("binary")
     try:
-        return data.decode("utf-8"), None
+        return data.decode("utf-8-sig")  # -sig: a leading byte-order mark is not part of the code
     except UnicodeDecodeError:
-        return None, "not_utf8"
+        raise _SkipFile("not_utf8") from None
+
+
+def _functions_in(path: Path, max_bytes: int, any_docstring: bool) -> list[ExtractedFunction]:
+    source = _read_source(path, max_bytes)
+    try:
+        return extract_functions(source, any_docstring)
+    except (SyntaxError, ValueError):
+        raise _SkipFile("syntax_error") from None
+    except RecursionError:  # pathologically nested code exceeds the parser's recursion limit
+        raise _SkipFile("too_deep") from None
 
 
 def iter_seed_records(
@@ -116,17 +149,10 @@ def iter_seed_records(
     """
     seen: set[str] = set()
     for root, path in files:
-        source, reason = _read_source(path, max_bytes)
-        if source is None:
-            skip[reason or "unreadable"] += 1
-            continue
         try:
-            functions = extract_functions(source, any_docstring)
-        except (SyntaxError, ValueError):
-            skip["syntax_error"] += 1
-            continue
-        except RecursionError:  # pathologically nested code exceeds the parser's recursion limit
-            skip["too_deep"] += 1
+            functions = _functions_in(path, max_bytes, any_docstring)
+        except _SkipFile as skipped:
+            skip[str(skipped)] += 1
             continue
         relative = path.relative_to(root).as_posix()
         for function in functions:

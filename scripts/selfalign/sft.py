@@ -100,7 +100,9 @@ def gradient_accumulation_steps(target_batch: int, per_device_batch: int, world_
     """Accumulation so that per-device batch x accumulation x world size == target batch, exactly."""
     per_step = per_device_batch * world_size
     if target_batch < 1 or per_device_batch < 1 or world_size < 1:
-        raise ValueError(f"batch sizes and world size must be >= 1, got {target_batch=}, {per_device_batch=}, {world_size=}")
+        raise ValueError(
+            f"batch sizes and world size must be >= 1, got {target_batch=}, {per_device_batch=}, {world_size=}"
+        )
     if target_batch % per_step:
         raise ValueError(
             f"target batch {target_batch} is not a multiple of per-device batch {per_device_batch} x "
@@ -174,7 +176,8 @@ def library_versions() -> dict[str, str]:
 
 
 def step_log(log_history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per optimizer step: the loss and the learning rate the scheduler set after that step."""
+    """Per optimizer step: the loss and the learning rate that step used (under DeepSpeed the Trainer
+    logs the rate before the scheduler advances, so step 1 of a warmup shows 0)."""
     return [
         {"step": entry["step"], "loss": entry["loss"], "learning_rate": entry["learning_rate"]}
         for entry in log_history
@@ -194,7 +197,7 @@ def replace_dir(staging: Path, final: Path) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m selfalign.sft", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m selfalign.sft", description="Supervised fine-tuning of one rank (start it with selfalign.launch).")
     parser.add_argument("--model", required=True, help="base model dir (HF format)")
     parser.add_argument("--data", required=True, help="SFT set: JSONL with instruction and response")
     parser.add_argument("--output", required=True, help="final model dir; appears atomically")
@@ -211,11 +214,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def train(options: argparse.Namespace) -> None:
+    import deepspeed
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
     from transformers.trainer_utils import get_last_checkpoint
 
     output = Path(options.output).resolve()
-    checkpoint_dir = Path(options.checkpoint_dir).resolve() if options.checkpoint_dir else default_checkpoint_dir(output)
+    checkpoint_dir = (
+        Path(options.checkpoint_dir).resolve() if options.checkpoint_dir else default_checkpoint_dir(output)
+    )
     on_gpu = torch.cuda.is_available()
     world_size = int(os.environ.get("WORLD_SIZE", "1"))  # set by the deepspeed/torchrun launchers
     accumulation = gradient_accumulation_steps(options.target_batch, options.per_device_batch, world_size)
@@ -256,12 +262,15 @@ def train(options: argparse.Namespace) -> None:
     examples = [tokenize_example(tokenizer, r["instruction"], r["response"], options.max_length) for r in rows]
     exceeding_length = sum(example.truncated for example in examples)
     no_response_tokens = sum(all(label == IGNORE_INDEX for label in example.labels) for example in examples)
-    if len(examples) < options.target_batch:
+    if main_process and len(examples) < options.target_batch:
         logger.warning(
             "the SFT set has %d examples, fewer than the target batch %d: each epoch is a single "
             "optimizer step over all of them", len(examples), options.target_batch,
         )
 
+    # On CPU accelerate starts torch.distributed but not DeepSpeed's comm layer, from which ZeRO-3's
+    # zero.Init (inside from_pretrained) takes the world size; on GPUs this call is a no-op.
+    deepspeed.init_distributed()
     config = AutoConfig.from_pretrained(options.model)
     # Dropout modules read their rate at construction, so the config is changed before loading.
     dropout_zeroed = zero_dropout(config)

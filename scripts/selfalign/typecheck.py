@@ -15,6 +15,7 @@ Differences, on purpose:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -82,7 +83,8 @@ def _run(command: list[str], cwd: str, timeout: float) -> tuple[int, str, str]:
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # it may have exited just now
+            os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
         raise _PyrightFailure("pyright_timeout", f"no result within {timeout:g} s") from None
     return process.returncode, stdout, stderr

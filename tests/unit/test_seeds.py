@@ -1,3 +1,4 @@
+import ast
 from collections import Counter
 from pathlib import Path
 
@@ -84,6 +85,16 @@ def test_any_docstring_flag_accepts_other_string_literals():
     ]
 
 
+def test_text_equals_ast_source_segment_with_odd_line_ends_and_unicode():
+    source = (
+        'x = 1\r\ndef crlf(a):\r\n    """Caf\u00e9 \u2028 docstring."""\r\n    return a\r\n'
+        '\x0c\ndef formfeed(b):\n    """\u00fc\u00f1\u00ee."""\n    s = "\u00e9"; return b + s'
+    )
+    functions = extract_functions(source)
+    tree = ast.parse(source)
+    assert [f.text for f in functions] == [ast.get_source_segment(source, node) for node in tree.body[1:]]
+
+
 def test_extract_raises_on_syntax_error():
     with pytest.raises(SyntaxError):
         extract_functions("def broken(:\n")
@@ -118,13 +129,18 @@ def test_iter_seed_records_skips_bad_files_and_duplicates(tmp_path):
     write(tmp_path / "src/broken.py", "def broken(:\n")
     write(tmp_path / "src/blob.py", b"\x00\x01binary")
     write(tmp_path / "src/huge.py", function + "#" * 5000 + "\n")
+    bom_function = 'def two(x):\n    """Two."""\n    return x + 2'
+    write(tmp_path / "src/with_bom.py", b"\xef\xbb\xbf" + bom_function.encode())
     files = python_files([tmp_path], ["**/*.py"], [])
     skip: Counter[str] = Counter()
     records = list(iter_seed_records(files, skip, max_bytes=2000))
     assert skip == Counter({"duplicate": 1, "not_utf8": 1, "syntax_error": 1, "binary": 1, "too_large": 1})
     text = function.rstrip("\n")
     # files are visited in sorted order, so copy.py comes before good.py
-    assert records == [{"seed_id": seed_id(text), "seed": text, "source": "src/copy.py:1"}]
+    assert records == [
+        {"seed_id": seed_id(text), "seed": text, "source": "src/copy.py:1"},
+        {"seed_id": seed_id(bom_function), "seed": bom_function, "source": "src/with_bom.py:1"},
+    ]
 
 
 def test_stdlib_extraction_smoke():

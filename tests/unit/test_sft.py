@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, LlamaConfig, LlamaForCausalLM
-from transformers import PreTrainedTokenizerFast
+from transformers import AutoTokenizer, GPT2Config, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from selfalign.humaneval import format_instruct_prompt
 from selfalign.launch import LaunchError, free_port, launch_command, launch_env, run_launch
@@ -117,6 +116,7 @@ def test_every_dropout_is_zeroed() -> None:
 
 
 def test_chat_template_renders_the_training_layout(tokenizer: PreTrainedTokenizerFast) -> None:
+    # A copy, so the shared fixture keeps no template (the saved model's template is checked on its own).
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tokenizer.backend_tokenizer, bos_token=EOS, eos_token=EOS)
     tokenizer.chat_template = instruct_chat_template()
     question, answer = ROWS[0]["instruction"], ROWS[0]["response"]
@@ -168,14 +168,14 @@ def test_sft_on_two_ranks_with_zero2(tmp_path: Path, base_model_dir: Path) -> No
     losses = [entry["loss"] for entry in stats["log"]]
     assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3, losses
 
-    # Linear schedule, 5% warmup (ceil(0.05 x 16) = 1 step); HF logs the lr set after each step.
+    # Linear schedule, 5% warmup (ceil(0.05 x 16) = 1 step): step s trains at lr(s - 1), so step 1 at 0.
     total, warmup = stats["steps"], 1
-    expected = [1e-2 * (s / warmup if s < warmup else (total - s) / (total - warmup)) for s in range(1, total + 1)]
+    expected = [1e-2 * (s / warmup if s < warmup else (total - s) / (total - warmup)) for s in range(total)]
     assert [entry["learning_rate"] for entry in stats["log"]] == pytest.approx(expected)
 
     assert not list(output.parent.glob(".model.*")), "staging dir left behind"
     assert sorted(p.name for p in (tmp_path / "sft" / "model.checkpoints").glob("checkpoint-*")) == [
-        "checkpoint-12", "checkpoint-6",
+        "checkpoint-12", "checkpoint-16",  # every 6 steps and at the end; save_total_limit keeps two
     ]
 
     # The saved model reloads offline, in the training layout, and generates.
@@ -183,14 +183,15 @@ def test_sft_on_two_ranks_with_zero2(tmp_path: Path, base_model_dir: Path) -> No
         "import sys, torch; from transformers import AutoModelForCausalLM, AutoTokenizer\n"
         "tok = AutoTokenizer.from_pretrained(sys.argv[1]); model = AutoModelForCausalLM.from_pretrained(sys.argv[1])\n"
         "assert model.config.attention_dropout == 0.0\n"
-        "ids = tok.apply_chat_template([{'role': 'user', 'content': sys.argv[2]}], return_tensors='pt', return_dict=True)\n"
+        "messages = [{'role': 'user', 'content': sys.argv[2]}]\n"
+        "ids = tok.apply_chat_template(messages, return_tensors='pt', return_dict=True)\n"
         "out = model.generate(**ids, max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id)\n"
         "print(repr(tok.decode(ids['input_ids'][0])))\n"
         "print(out.shape[1] - ids['input_ids'].shape[1])\n"
     )
-    reload = subprocess.run(
-        [sys.executable, "-c", code, str(output), ROWS[0]["instruction"]], env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        capture_output=True, text=True, check=True,
+    reload = subprocess.run(  # a fresh process: nothing cached from the training run helps the reload
+        [sys.executable, "-c", code, str(output), ROWS[0]["instruction"]],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, check=True,
     )
     rendered, new_tokens = reload.stdout.strip().splitlines()[-2:]
     assert ast.literal_eval(rendered) == EOS + format_instruct_prompt(ROWS[0]["instruction"])
