@@ -28,9 +28,10 @@ backend = make_backend(
     device=snakemake.params.device,
     batch_size=snakemake.params.batch_size,
     threads=snakemake.threads,
+    progress=progress_logger(log, f"{step} requests"),
 )
 log.info("%s: %d rows, sampling %s", step, len(rows), sampling)
-out = run_step(rows, fewshot, backend, sampling, snakemake.params.seed, stats, progress_logger(log, step))
+out = run_step(rows, fewshot, backend, sampling, snakemake.params.seed, stats)
 write_jsonl(snakemake.output.shard, out)
 stats.extra["sampling"] = sampling
 stats.versions = backend.versions()

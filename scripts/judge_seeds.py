@@ -28,6 +28,7 @@ backend = make_backend(
     device=snakemake.params.device,
     batch_size=snakemake.params.batch_size,
     threads=snakemake.threads,
+    progress=progress_logger(log, "judge requests"),
 )
 limit = min(cfg["max_prompt_tokens"], backend.max_context - judge.JUDGE_MAX_NEW_TOKENS)
 
@@ -48,7 +49,7 @@ for record in records:
     requests.append(GenerationRequest(prompt=prompt, spec=judge.JUDGE_SAMPLING, key=record["seed_id"]))
 
 log.info("judging %d seeds (%d skipped before generation)", len(requests), len(records) - len(requests))
-completions = backend.generate(requests, progress=progress_logger(log, "judged"))
+completions = backend.generate(requests)
 answers = {"yes": 0, "no": 0}
 kept = []
 for record, (completion,) in zip(candidates, completions, strict=True):

@@ -25,10 +25,11 @@ backend = make_backend(
     device=snakemake.params.device,
     batch_size=snakemake.params.batch_size,
     threads=snakemake.threads,
+    progress=progress_logger(log, "problems generated"),
 )
-requests = humaneval.build_requests(problems, style, cfg["max_new_tokens"], bos=backend.bos_token or "")
+requests = humaneval.build_requests(problems, style, cfg["max_new_tokens"], bos=backend.tokenizer.bos_token or "")
 log.info("%s model: %d problems, %s prompts", model, len(problems), style)
-completions = [outs[0] for outs in backend.generate(requests, progress=progress_logger(log, "generated"))]
+completions = [outs[0] for outs in backend.generate(requests)]
 limits = Limits(wall_seconds=execution["wall_seconds"], cpu_seconds=execution["cpu_seconds"], memory_mb=execution["memory_mb"])
 result = humaneval.score(
     problems, [c.text for c in completions], style, make_sandbox(execution["backend"]), limits, workers=snakemake.threads

@@ -16,8 +16,6 @@ from .fewshot import InstructFewShot
 from .generation import Completion, GenerationBackend, GenerationRequest, SamplingSpec
 from .shards import Record, StageStats
 
-Progress = Callable[[int, int], None] | None
-
 
 def _spec(sampling: dict[str, Any], stop: Iterable[str], seed: int) -> SamplingSpec:
     return SamplingSpec(
@@ -48,7 +46,6 @@ def _generate(
     sampling: dict[str, Any],
     base_seed: int,
     stats: StageStats,
-    progress: Progress,
 ) -> list[tuple[Record, prompts.PromptInfo, int, list[Completion]]]:
     """Render, skip over-long prompts (counted per sample slot), generate the rest."""
     pending: list[tuple[Record, prompts.PromptInfo, int]] = []
@@ -63,7 +60,7 @@ def _generate(
         GenerationRequest(prompt=info.text, spec=_spec(sampling, info.stop, seed), key=record["seed_id"])
         for record, info, seed in pending
     ]
-    outputs = backend.generate(requests, progress=progress)
+    outputs = backend.generate(requests)
     return [(record, info, seed, outs) for (record, info, seed), outs in zip(pending, outputs, strict=True)]
 
 
@@ -92,14 +89,13 @@ def concepts_step(
     sampling: dict[str, Any],
     base_seed: int,
     stats: StageStats,
-    progress: Progress = None,
 ) -> list[Record]:
     stats.seen(len(rows))
     out = []
     generated = _generate(
         rows,
         lambda record, seed: prompts.s2c_prompt(fewshot, record["seed"], seed=seed, shots=sampling["shots"]),
-        backend, sampling, base_seed, stats, progress,
+        backend, sampling, base_seed, stats,
     )
     for record, info, seed, completions in generated:
         usable = _first_usable(completions, prompts.parse_concepts, stats)
@@ -125,14 +121,13 @@ def instructions_step(
     sampling: dict[str, Any],
     base_seed: int,
     stats: StageStats,
-    progress: Progress = None,
 ) -> list[Record]:
     stats.seen(len(rows))
     out = []
     generated = _generate(
         rows,
         lambda record, seed: prompts.c2i_prompt(fewshot, record["concepts"], seed=seed, shots=sampling["shots"]),
-        backend, sampling, base_seed, stats, progress,
+        backend, sampling, base_seed, stats,
     )
     for record, info, seed, completions in generated:
         usable = _first_usable(completions, prompts.parse_instruction, stats)
@@ -161,7 +156,6 @@ def responses_step(
     sampling: dict[str, Any],
     base_seed: int,
     stats: StageStats,
-    progress: Progress = None,
 ) -> list[Record]:
     """One output record per surviving sample; stats count sample slots (rows x n)."""
     stats.seen(len(rows) * sampling["n"])
@@ -170,7 +164,7 @@ def responses_step(
     generated = _generate(
         rows,
         lambda record, seed: prompts.i2r_prompt(fewshot, record["instruction"], seed=seed, shots=sampling["shots"]),
-        backend, sampling, base_seed, stats, progress,
+        backend, sampling, base_seed, stats,
     )
     for record, info, seed, completions in generated:
         for index, completion in enumerate(completions):

@@ -197,7 +197,9 @@ def replace_dir(staging: Path, final: Path) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m selfalign.sft", description="Supervised fine-tuning of one rank (start it with selfalign.launch).")
+    parser = argparse.ArgumentParser(
+        prog="python -m selfalign.sft", description="Supervised fine-tuning, one rank (start it with selfalign.launch)."
+    )
     parser.add_argument("--model", required=True, help="base model dir (HF format)")
     parser.add_argument("--data", required=True, help="SFT set: JSONL with instruction and response")
     parser.add_argument("--output", required=True, help="final model dir; appears atomically")
