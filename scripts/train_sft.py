@@ -19,7 +19,6 @@ sft_args = [
     "--output", output,
     "--checkpoint-dir", output.rstrip("/") + ".checkpoints",
     "--zero-stage", str(cfg["zero_stage"]),
-    "--deepspeed-config", snakemake.input.deepspeed,
     "--epochs", str(cfg["epochs"]),
     "--lr", str(cfg["learning_rate"]),
     "--target-batch", str(cfg["target_batch"]),
@@ -28,7 +27,8 @@ sft_args = [
     "--seed", str(cfg["seed"]),
     "--save-steps", str(cfg["save_steps"]),
 ]
-command = launch_command(ranks=ranks, master_port=free_port(), sft_args=sft_args)
-env = launch_env(threads_per_rank=max(1, snakemake.threads // ranks))
+# On a GPU node the ranks go to the devices Slurm gave the job.
+visible = os.environ.get("CUDA_VISIBLE_DEVICES") if gpus > 0 else None
+command = launch_command(ranks=ranks, master_port=free_port(), sft_args=sft_args, visible_devices=visible)
 log.info("launching %d rank(s): %s", ranks, " ".join(command))
-run_launch(command, env={**os.environ, **env}, log_path=snakemake.log[0])
+run_launch(command, env=launch_env(ranks), log_path=snakemake.log[0])

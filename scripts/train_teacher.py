@@ -36,6 +36,7 @@ model_config = {
     "num_hidden_layers": cfg["num_layers"],
     "num_attention_heads": cfg["num_heads"],
     "intermediate_size": cfg["intermediate_size"],
+    "vocab_size": cfg["vocab_size"],
 }
 result = train_teacher(
     documents,
@@ -46,6 +47,5 @@ result = train_teacher(
     model_config=model_config,
     threads=snakemake.threads,
     log=log.info,
-    vocab_size=cfg["vocab_size"],
 )
 log.info("teacher trained: %s", {k: v for k, v in result.items() if k != "loss_curve"})
