@@ -95,7 +95,7 @@ def run_launch(cmd: Sequence[str], env: Mapping[str, str], log_path: str | os.Pa
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
-    with open(log_path, "w", encoding="utf-8") as log:
+    with open(log_path, "a", encoding="utf-8") as log:  # the rule script logs to the same file
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
         with subprocess.Popen(
