@@ -80,7 +80,8 @@ class TransformersBackend:
         self._torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         self.tokenizer.padding_side = "left"  # decoder-only batching: prompts end where generation starts
-        self.model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=getattr(torch, dtype))
+        # Any: transformers' generate mixin typing rejects concrete models under pyright.
+        self.model: Any = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=getattr(torch, dtype))
         self.model.to(device).eval()
 
         eos = self.model.generation_config.eos_token_id

@@ -45,11 +45,13 @@ MODEL_DEFAULTS: dict[str, Any] = {
 # Keys of ``model_config`` that steer training rather than the architecture.
 TRAINING_DEFAULTS: dict[str, Any] = {
     "vocab_size": 2048,
-    "learning_rate": 1e-3,
+    "learning_rate": 2e-3,
     "warmup_steps": 30,
     "weight_decay": 0.01,
     "max_grad_norm": 1.0,
-    "batch_tokens": 8192,  # padded tokens per batch; a batch holds at least one document
+    # Padded tokens per batch (a batch holds at least one document). Small batches: on 2 CPU cores
+    # 2k-token batches ran ~3x more tokens/s than 8k ones and memorise in fewer epochs.
+    "batch_tokens": 2048,
     "log_every": 10,
 }
 
@@ -204,6 +206,7 @@ def train_teacher(
             f"{len(too_long)} documents exceed max_position_embeddings {context} tokens "
             f"(first: document {too_long[0][0]}, {too_long[0][1]} tokens); raise it or shorten them"
         )
+    pad_id = SPECIAL_TOKENS.index(PAD)  # train_tokenizer checked that ids follow SPECIAL_TOKENS
     batches = length_batches([len(seq) for seq in sequences], training["batch_tokens"])
     params = sum(p.numel() for p in model.parameters())
     log(
@@ -230,7 +233,7 @@ def train_teacher(
             order = list(range(len(batches)))
             random.shuffle(order)
             epoch += 1
-        batch = _pad_batch([sequences[i] for i in batches[order.pop()]], tokenizer.pad_token_id)
+        batch = _pad_batch([sequences[i] for i in batches[order.pop()]], pad_id)
         loss = model(**batch).loss
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"teacher loss became {loss.item()} at step {step}; lower learning_rate")
