@@ -10,4 +10,4 @@ signatures = neardedup.signatures(
     read_stage(snakemake.input[0], "seeds"), text_field="seed", num_perm=cfg["num_perm"], seed=cfg["hash_seed"]
 )
 neardedup.save_signatures(snakemake.output[0], signatures)
-log.info("%d signatures", len(signatures))
+log.info("%d signatures", len(signatures.ids))

@@ -1,8 +1,11 @@
 """Rule near_dedup_seeds: phase 2 of near-dedup, one global LSH + union-find over all signatures.
 
-Writes, for every kept seed, its absolute row index: rows follow shard order, then order within the shard,
-so the per-row sampling seed (base + row) is fixed here once for the whole run.
+Writes, for every kept seed, its absolute row index, fixed here once for the whole run (the per-row
+sampling seed is base + row). Rows interleave the shards (first seed of each shard, then the second, ...),
+so a `seeds.limit` takes seeds from every shard and every generation job gets work.
 """
+
+from itertools import zip_longest
 
 from selfalign import neardedup
 from selfalign.rulekit import start_logging
@@ -19,8 +22,8 @@ keep = neardedup.keep_set(representative)
 
 rows: dict[str, int] = {}
 dropped: dict[str, str] = {}
-for signatures in per_shard:
-    for seed_id in signatures.ids:
+for position in zip_longest(*(signatures.ids for signatures in per_shard)):
+    for seed_id in filter(None, position):
         stats.seen()
         if seed_id not in keep:
             dropped[seed_id] = "near_duplicate"

@@ -219,9 +219,13 @@ def _next_example_header(prompt: PromptInfo) -> str:
     return f"\n\n## Example {len(prompt.fewshot_ids) + 2}"
 
 
-def s2c_document(fewshot: InstructFewShot, example: InstructExample, seed: int, shots: int) -> str:
-    prompt = s2c_prompt(fewshot, example.snippet, seed, shots, exclude=example.id)
-    return _continuation(prompt, _s2c_prefix(example.snippet), _s2c_suffix(example), _next_example_header(prompt))
+def s2c_document(
+    fewshot: InstructFewShot, example: InstructExample, seed: int, shots: int, snippet: str | None = None
+) -> str:
+    """``snippet`` replaces the example's own snippet as the query (the answer stays the example's concepts)."""
+    query = example.snippet if snippet is None else snippet
+    prompt = s2c_prompt(fewshot, query, seed, shots, exclude=example.id)
+    return _continuation(prompt, _s2c_prefix(query), _s2c_suffix(example), _next_example_header(prompt))
 
 
 def c2i_document(fewshot: InstructFewShot, example: InstructExample, seed: int, shots: int) -> str:
@@ -256,8 +260,13 @@ def teacher_documents(
     count: int,
     seed: int,
     shots: Mapping[str, int] | None = None,
+    weights: Mapping[str, int] | None = None,
+    foreign_snippets: Sequence[str] = (),
 ) -> list[str]:
-    """``count`` training documents for a demo teacher, cycling S->C, C->I, I->R and judge.
+    """``count`` training documents for a demo teacher, cycling S->C, C->I, I->R and judge
+    (``weights`` repeats a task in the cycle: {"i2r": 3} gives I->R three documents per cycle).
+    With ``foreign_snippets``, every other S->C document queries one of them (answered with a random
+    example's concepts), so a toy model learns to answer the format for code it has never seen.
 
     Each document is a real pipeline prompt whose query is one of the examples (left out of its own
     shots) followed by the completion the pipeline expects, stop string included, so the model
@@ -267,14 +276,19 @@ def teacher_documents(
     if unknown:
         raise ValueError(f"unknown tasks in shots: {sorted(unknown)} (known: {', '.join(DEFAULT_SHOTS)})")
     per_task = {**DEFAULT_SHOTS, **(shots or {})}
+    cycle = [task for task in TEACHER_TASKS for _ in range((weights or {}).get(task, 1))]
     rng = random.Random(seed)
     documents = []
     for index in range(count):
-        task = TEACHER_TASKS[index % len(TEACHER_TASKS)]
+        task = cycle[index % len(cycle)]
         document_seed = rng.randrange(2**32)
         if task == "judge":
             example_id = rng.choice(judge_fewshot.examples).id
             documents.append(judge_document(judge_fewshot, example_id, document_seed, per_task["judge"]))
+        elif task == "s2c" and foreign_snippets and rng.random() < 0.5:
+            example = rng.choice(fewshot.examples)
+            snippet = rng.choice(foreign_snippets)
+            documents.append(s2c_document(fewshot, example, document_seed, per_task["s2c"], snippet=snippet))
         else:
             example = rng.choice(fewshot.examples)
             documents.append(_INSTRUCT_DOCUMENTS[task](fewshot, example, document_seed, per_task[task]))

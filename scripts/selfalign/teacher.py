@@ -218,7 +218,6 @@ def train_teacher(
         model.parameters(), lr=training["learning_rate"], betas=(0.9, 0.95), weight_decay=training["weight_decay"]
     )
     warmup = max(1, training["warmup_steps"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
     model.train()
     step, tokens, epoch = 0, 0, 0
     losses: list[float] = []
@@ -240,8 +239,12 @@ def train_teacher(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), training["max_grad_norm"])
+        # Warmup, then a linear decay to the end of the budget (time or steps): the last steps settle
+        # on the memorised text instead of bouncing around it at full learning rate.
+        done = max(elapsed / seconds, step / max_steps if max_steps else 0.0)
+        for group in optimizer.param_groups:
+            group["lr"] = training["learning_rate"] * min((step + 1) / warmup, max(0.02, 1.0 - done))
         optimizer.step()
-        scheduler.step()
         step += 1
         tokens += int(batch["attention_mask"].sum())
         losses.append(loss.item())
