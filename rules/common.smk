@@ -89,7 +89,7 @@ def stage_stats():
         "results/select/candidates/{shard}.stats.json",
     ]
     return [path for pattern in per_shard for path in shard_paths(pattern)] + [
-        "results/sft/train.stats.json"
+        "results/select/keep.stats.json"
     ]
 
 

@@ -21,7 +21,7 @@ STAGE_LABELS = {
     "responses": "instruction -> responses (samples)",
     "execute": "execution (all samples, verdicts)",
     "select_candidates": "passing + format checks",
-    "sft_data": "selection (one per instruction, dedup)",
+    "select_keep": "selection (one per instruction, dedup) = SFT set",
 }
 
 

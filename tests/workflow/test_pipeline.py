@@ -111,7 +111,7 @@ def test_scores_for_base_and_tuned_model_and_printed_funnel(run):
         assert scores["problems"] == 40 and 0.0 <= scores["pass@1"] <= 1.0
     assert "# Funnel" in completed.stdout
     tsv = (results / "report/funnel.tsv").read_text()
-    assert "typecheck" in tsv and "sft_data" in tsv
+    assert "typecheck" in tsv and "select_keep" in tsv
 
 
 def test_changing_one_stage_reruns_only_it_and_downstream(run):
