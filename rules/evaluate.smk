@@ -10,6 +10,7 @@ rule score_humaneval:
     params:
         evaluation=config["evaluation"],
         execution=config["execution"],
+        backend=config["generation"]["backend"],
         batch_size=config["generation"]["batch_size"],
         device=config["generation"]["device"],
     threads: GPU_THREADS

@@ -96,6 +96,7 @@ rule judge_seeds:
     params:
         judge=config["seeds"]["judge"],
         seed=config["seed"],
+        backend=config["generation"]["backend"],
         batch_size=config["generation"]["batch_size"],
         device=config["generation"]["device"],
     threads: GPU_THREADS

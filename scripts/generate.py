@@ -1,10 +1,9 @@
 """Rules generate_concepts / generate_instructions / generate_responses: one Self-OSS-Instruct step on one shard."""
 
 from selfalign import instruct
-from selfalign.backends import make_backend
 from selfalign.fewshot import load_instruct_fewshot
 from selfalign.records import read_stage
-from selfalign.rulekit import progress_logger, shard_name, start_logging
+from selfalign.rulekit import rule_backend, shard_name, start_logging
 from selfalign.shards import StageStats, write_jsonl
 
 STEPS = {
@@ -22,14 +21,7 @@ stats = StageStats(step, shard_name(snakemake.output.shard))
 
 rows = list(read_stage(snakemake.input.shard, input_stage))
 fewshot = load_instruct_fewshot(snakemake.input.fewshot)
-backend = make_backend(
-    snakemake.params.backend,
-    model_path=snakemake.input.model,
-    device=snakemake.params.device,
-    batch_size=snakemake.params.batch_size,
-    threads=snakemake.threads,
-    progress=progress_logger(log, f"{step} requests"),
-)
+backend = rule_backend(snakemake, log, f"{step} requests", kind=snakemake.params.backend)
 log.info("%s: %d rows, sampling %s", step, len(rows), sampling)
 out = run_step(rows, fewshot, backend, sampling, snakemake.params.seed, stats)
 write_jsonl(snakemake.output.shard, out)

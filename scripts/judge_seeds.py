@@ -2,11 +2,10 @@
 function well enough to re-implement it; ties and empty answers count as No, as in the reference."""
 
 from selfalign import judge
-from selfalign.backends import make_backend
 from selfalign.fewshot import load_judge_fewshot
 from selfalign.generation import GenerationRequest
 from selfalign.records import read_stage
-from selfalign.rulekit import progress_logger, shard_name, start_logging
+from selfalign.rulekit import rule_backend, shard_name, start_logging
 from selfalign.shards import StageStats, write_jsonl
 
 log = start_logging(snakemake.log[0], "judge_seeds")
@@ -22,14 +21,7 @@ if not cfg["enabled"]:
     raise SystemExit(0)
 
 fewshot = load_judge_fewshot(snakemake.input.fewshot)
-backend = make_backend(
-    "transformers",
-    model_path=snakemake.input.model,
-    device=snakemake.params.device,
-    batch_size=snakemake.params.batch_size,
-    threads=snakemake.threads,
-    progress=progress_logger(log, "judge requests"),
-)
+backend = rule_backend(snakemake, log, "judge requests", kind=snakemake.params.backend)
 limit = min(cfg["max_prompt_tokens"], backend.max_context - judge.JUDGE_MAX_NEW_TOKENS)
 
 candidates, requests = [], []

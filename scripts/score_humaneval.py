@@ -5,8 +5,7 @@ tuned model with the instruction template it was trained on.
 """
 
 from selfalign import humaneval
-from selfalign.backends import make_backend
-from selfalign.rulekit import progress_logger, start_logging
+from selfalign.rulekit import rule_backend, start_logging
 from selfalign.sandbox import Limits, make_sandbox
 from selfalign.shards import write_json, write_jsonl
 
@@ -19,14 +18,7 @@ style = "completion" if model == "base" else "instruct"
 problems = humaneval.load_problems(cfg["problems_path"])
 if cfg["limit"]:
     problems = problems[: cfg["limit"]]
-backend = make_backend(
-    "transformers",
-    model_path=snakemake.input.model,
-    device=snakemake.params.device,
-    batch_size=snakemake.params.batch_size,
-    threads=snakemake.threads,
-    progress=progress_logger(log, "problems generated"),
-)
+backend = rule_backend(snakemake, log, "problems generated", kind=snakemake.params.backend)
 requests = humaneval.build_requests(problems, style, cfg["max_new_tokens"], bos=backend.tokenizer.bos_token or "")
 log.info("%s model: %d problems, %s prompts", model, len(problems), style)
 completions = [outs[0] for outs in backend.generate(requests)]

@@ -82,6 +82,31 @@ def _first_usable(
     return None
 
 
+def _one_output_per_row(
+    step: str,
+    rows: list[Record],
+    build: Callable[[Record, int], prompts.PromptInfo],
+    parse: Callable[[str], tuple[Any, str | None]],
+    fields: Callable[[Record, prompts.PromptInfo, Any], dict[str, Any]],
+    backend: GenerationBackend,
+    sampling: dict[str, Any],
+    base_seed: int,
+    stats: StageStats,
+) -> list[Record]:
+    """S->C and C->I: each row keeps its first usable completion, extended by ``fields``."""
+    stats.seen(len(rows))
+    out = []
+    for record, info, seed, completions in _generate(rows, build, backend, sampling, base_seed, stats):
+        usable = _first_usable(completions, parse, stats)
+        if usable is None:
+            continue
+        value, completion = usable
+        provenance = _provenance(record, step, info, seed, completion)
+        out.append({**record, **fields(record, info, value), "provenance": provenance})
+    stats.kept(len(out))
+    return out
+
+
 def concepts_step(
     rows: list[Record],
     fewshot: InstructFewShot,
@@ -90,28 +115,17 @@ def concepts_step(
     base_seed: int,
     stats: StageStats,
 ) -> list[Record]:
-    stats.seen(len(rows))
-    out = []
-    generated = _generate(
+    return _one_output_per_row(
+        "concepts",
         rows,
         lambda record, seed: prompts.s2c_prompt(fewshot, record["seed"], seed=seed, shots=sampling["shots"]),
+        prompts.parse_concepts,
+        lambda record, info, concepts: {
+            "concepts_id": records.concepts_id(record["seed_id"], concepts),
+            "concepts": concepts,
+        },
         backend, sampling, base_seed, stats,
     )
-    for record, info, seed, completions in generated:
-        usable = _first_usable(completions, prompts.parse_concepts, stats)
-        if usable is None:
-            continue
-        concepts, completion = usable
-        out.append(
-            {
-                **record,
-                "concepts_id": records.concepts_id(record["seed_id"], concepts),
-                "concepts": concepts,
-                "provenance": _provenance(record, "concepts", info, seed, completion),
-            }
-        )
-    stats.kept(len(out))
-    return out
 
 
 def instructions_step(
@@ -122,31 +136,20 @@ def instructions_step(
     base_seed: int,
     stats: StageStats,
 ) -> list[Record]:
-    stats.seen(len(rows))
-    out = []
-    generated = _generate(
+    return _one_output_per_row(
+        "instruction",
         rows,
         lambda record, seed: prompts.c2i_prompt(fewshot, record["concepts"], seed=seed, shots=sampling["shots"]),
+        prompts.parse_instruction,
+        lambda record, info, instruction: {
+            "instruction_id": records.instruction_id(record["concepts_id"], instruction),
+            "instruction": instruction,
+            # The reference lost the sampled properties; they are kept here for the report.
+            "category": info.category,
+            "difficulty": info.difficulty,
+        },
         backend, sampling, base_seed, stats,
     )
-    for record, info, seed, completions in generated:
-        usable = _first_usable(completions, prompts.parse_instruction, stats)
-        if usable is None:
-            continue
-        instruction, completion = usable
-        out.append(
-            {
-                **record,
-                "instruction_id": records.instruction_id(record["concepts_id"], instruction),
-                "instruction": instruction,
-                # The reference lost the sampled properties; they are kept here for the report.
-                "category": info.category,
-                "difficulty": info.difficulty,
-                "provenance": _provenance(record, "instruction", info, seed, completion),
-            }
-        )
-    stats.kept(len(out))
-    return out
 
 
 def responses_step(

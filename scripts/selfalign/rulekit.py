@@ -42,3 +42,18 @@ def shard_name(path: str) -> str:
 def params_dict(params: Any, name: str) -> dict[str, Any]:
     """A config section passed through ``params:`` (Snakemake hands it over as a plain dict)."""
     return dict(getattr(params, name))
+
+
+def rule_backend(snakemake: Any, log: logging.Logger, what: str, kind: str = "transformers"):
+    """The generation backend of a rule: model from ``input.model``, device and batch size from params,
+    the rule's threads, progress lines in the rule's log."""
+    from .backends import make_backend
+
+    return make_backend(
+        kind,
+        model_path=snakemake.input.model,
+        device=snakemake.params.device,
+        batch_size=snakemake.params.batch_size,
+        threads=snakemake.threads,
+        progress=progress_logger(log, what),
+    )

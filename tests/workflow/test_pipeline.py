@@ -31,7 +31,7 @@ PER_SHARD_STAGES = [
 ]
 
 
-def test_config() -> dict:
+def small_config() -> dict:
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["model"]["teacher"]["seconds"] = 75
     config["seeds"]["limit"] = 24
@@ -42,7 +42,7 @@ def test_config() -> dict:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     workdir = tmp_path_factory.mktemp("pipeline")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(test_config()))
+    (workdir / "config.yaml").write_text(yaml.safe_dump(small_config()))
     result = snakemake("--cores", "2", "--directory", str(workdir), cwd=workdir, timeout=1500)
     if result.returncode != 0:
         logs = "\n".join(
@@ -117,7 +117,7 @@ def test_scores_for_base_and_tuned_model_and_printed_funnel(run):
 def test_changing_one_stage_reruns_only_it_and_downstream(run):
     results, _ = run
     workdir = results.parent
-    config = test_config()
+    config = small_config()
     config["generation"]["instructions"]["temperature"] = 0.9
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     result = snakemake("-n", "--directory", str(workdir), "instructions", cwd=workdir)

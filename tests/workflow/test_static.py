@@ -30,8 +30,9 @@ def test_snakefmt_check_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_dry_run_plans_every_stage():
-    result = snakemake("-n", "--quiet", "rules")
+def test_dry_run_plans_every_stage(tmp_path):
+    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
+    result = snakemake("-n", "--quiet", "rules", "--directory", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     for rule in (
         "extract_seeds", "typecheck_seeds", "decontaminate_seeds", "judge_seeds", "near_dedup_seeds",
