@@ -244,6 +244,11 @@ class BubblewrapSandbox:
             "--perms", "1777", "--size", str(4 * MIB), "--tmpfs", "/dev/shm",
             "--perms", "1777", "--size", str(limits.tmp_mb * MIB), "--tmpfs", "/tmp",
         ]
+        # An interpreter under /tmp (a venv in a checkout there) lies below the fresh tmpfs: its
+        # ancestors must be made again, readable, or bwrap creates them 0700.
+        for directory in mount_points:
+            if directory.startswith(("/tmp/", "/dev/shm/")):
+                argv += ["--perms", "0755", "--dir", directory]
         for directory in self.python_dirs:
             argv += ["--ro-bind", directory, directory]
         argv += [

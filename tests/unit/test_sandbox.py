@@ -219,3 +219,15 @@ def test_process_backend_warns_and_runs(caplog):
 def test_unknown_backend_is_rejected():
     with pytest.raises(ValueError, match="unknown sandbox backend"):
         make_sandbox("docker")
+
+
+def test_an_interpreter_under_tmp_stays_reachable_below_the_private_tmpfs():
+    from selfalign.sandbox import BubblewrapSandbox, Limits as _Limits
+
+    sandbox = BubblewrapSandbox()
+    sandbox.python_dirs = ["/tmp/checkout/.venv"]
+    argv = sandbox._argv("/tmp/program.py", _Limits(), uid=None)
+    tmpfs = argv.index("/tmp", argv.index("--tmpfs"))
+    remade = [i for i in range(len(argv) - 1) if argv[i] == "--dir" and argv[i + 1] == "/tmp/checkout"]
+    bind = argv.index("/tmp/checkout/.venv")
+    assert any(tmpfs < i < bind for i in remade)
