@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
-from typing import Any
 
 from .shards import Record, read_jsonl
 
@@ -56,14 +55,16 @@ def sampling_seed(base_seed: int, row: int) -> int:
     return base_seed + row
 
 
-_SEED = {"seed_id": str, "seed": str, "source": str}
-_ROWED = {**_SEED, "row": int}
-_CONCEPTS = {**_ROWED, "concepts_id": str, "concepts": list}
-_INSTRUCTION = {**_CONCEPTS, "instruction_id": str, "instruction": str, "category": str, "difficulty": str}
-_RESPONSE = {**_INSTRUCTION, "response_id": str, "sample_index": int, "response": str, "tests": str}
-_VERDICT = {**_RESPONSE, "verdict_id": str, "verdict": str}
+FieldTypes = dict[str, type | tuple[type, ...]]
 
-FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
+_SEED: FieldTypes = {"seed_id": str, "seed": str, "source": str}
+_ROWED: FieldTypes = {**_SEED, "row": int}
+_CONCEPTS: FieldTypes = {**_ROWED, "concepts_id": str, "concepts": list}
+_INSTRUCTION: FieldTypes = {**_CONCEPTS, "instruction_id": str, "instruction": str, "category": str, "difficulty": str}
+_RESPONSE: FieldTypes = {**_INSTRUCTION, "response_id": str, "sample_index": int, "response": str, "tests": str}
+_VERDICT: FieldTypes = {**_RESPONSE, "verdict_id": str, "verdict": str}
+
+FIELDS: dict[str, FieldTypes] = {
     "seeds": _SEED,  # extracted and filtered seed functions
     "final_seeds": _ROWED,  # after near-dedup: `row` is the absolute index used for sampling seeds
     "concepts": _CONCEPTS,
@@ -73,13 +74,7 @@ FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "sft": {"instruction": str, "response": str, "seed_id": str, "response_id": str},
 }
 
-LINEAGE_FIELDS = ("seed_id", "concepts_id", "instruction_id", "response_id", "verdict_id")
-
-
 def read_stage(path: str | os.PathLike[str], stage: str) -> Iterator[Record]:
     """Read one shard of ``stage``, failing with file:line:field on a missing or mistyped field."""
     return read_jsonl(path, FIELDS[stage])
 
-
-def lineage(record: dict[str, Any]) -> dict[str, str]:
-    return {key: record[key] for key in LINEAGE_FIELDS if key in record}

@@ -39,11 +39,6 @@ def shard_name(path: str) -> str:
     return name.split(".", 1)[0]
 
 
-def params_dict(params: Any, name: str) -> dict[str, Any]:
-    """A config section passed through ``params:`` (Snakemake hands it over as a plain dict)."""
-    return dict(getattr(params, name))
-
-
 def rule_backend(snakemake: Any, log: logging.Logger, what: str, kind: str = "transformers"):
     """The generation backend of a rule: model from ``input.model``, device and batch size from params,
     the rule's threads, progress lines in the rule's log."""

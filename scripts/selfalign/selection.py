@@ -48,7 +48,10 @@ def _names(code: str, kind: type[ast.AST]) -> list[str] | None:
         tree = ast.parse(code)
     except SyntaxError:
         return None
-    return sorted({node.name.lower().replace("_", "") for node in tree.body if isinstance(node, kind)})
+    definitions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    return sorted(
+        {node.name.lower().replace("_", "") for node in tree.body if isinstance(node, definitions) and isinstance(node, kind)}
+    )
 
 
 def name_key(response: str) -> str | None:

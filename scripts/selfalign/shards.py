@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import io
 import json
 import os
 import tempfile
@@ -18,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 Record = dict[str, Any]
 
@@ -33,9 +32,10 @@ class RecordError(ValueError):
 
 
 def _open_text(path: Path, mode: str) -> TextIO:
+    """``mode`` is "rt" or "wt"; a ``.gz`` suffix means gzip."""
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, mode.replace("t", "") + "b"), encoding="utf-8")
-    return open(path, mode, encoding="utf-8")
+        return cast(TextIO, gzip.open(path, mode, encoding="utf-8"))
+    return cast(TextIO, open(path, mode, encoding="utf-8"))
 
 
 def read_jsonl(
@@ -99,9 +99,8 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[TextIO]:
     """A text handle whose content appears at ``path`` only when the block completes."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        handle = io.TextIOWrapper(gzip.open(tmp, "wb"), encoding="utf-8") if path.suffix == ".gz" else (
-            open(tmp, "w", encoding="utf-8")
-        )
+        # the temporary name has no .gz suffix: pick the format from the final name
+        handle = cast(TextIO, gzip.open(tmp, "wt", encoding="utf-8")) if path.suffix == ".gz" else _open_text(tmp, "wt")
         with handle:
             yield handle
 
