@@ -110,3 +110,11 @@ def test_config_readme_documents_every_schema_key():
     manual = (REPO / "config/README.md").read_text()
     missing = [key for key in _schema_keys(schema["properties"], schema["$defs"]) if f"`{key}`" not in manual]
     assert not missing, f"config/README.md does not document {missing}"
+
+
+def test_presets_are_valid_configs():
+    import jsonschema
+
+    schema = yaml.safe_load((REPO / "config/schema.yaml").read_text())
+    for preset in sorted((REPO / "config/presets").glob("*.yaml")):
+        jsonschema.Draft202012Validator(schema).validate(yaml.safe_load(preset.read_text()))
