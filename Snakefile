@@ -23,6 +23,7 @@ include: "rules/report.smk"
 rule all:
     default_target: True
     input:
+        rules.sft_data.input,
         rules.scores.input,
         "results/report/funnel.md",
 

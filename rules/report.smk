@@ -50,6 +50,8 @@ rule verdicts:
 rule sft_data:
     input:
         "results/sft/train.jsonl",
+        "results/sft/train.parquet",
+        "results/sft/README.md",
 
 
 rule model:

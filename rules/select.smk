@@ -49,6 +49,7 @@ rule assemble_sft_data:
         keep="results/select/keep.json",
     output:
         data="results/sft/train.jsonl",
+        parquet="results/sft/train.parquet",
         stats="results/sft/train.stats.json",
     log:
         "results/logs/assemble_sft_data.log",
@@ -61,3 +62,26 @@ rule assemble_sft_data:
         runtime=runtime("light"),
     script:
         "../scripts/assemble_sft_data.py"
+
+
+# The card is its own rule: it records the whole configuration, and a config change must not rewrite
+# the training set (that would retrain the model).
+rule sft_card:
+    input:
+        data="results/sft/train.jsonl",
+        stats=stage_stats(),
+    output:
+        "results/sft/README.md",
+    params:
+        config=config,
+    log:
+        "results/logs/sft_card.log",
+    benchmark:
+        "results/benchmarks/sft_card.tsv"
+    conda:
+        "../envs/seeds.yaml"
+    resources:
+        mem_mb=mem_mb("light"),
+        runtime=runtime("light"),
+    script:
+        "../scripts/sft_card.py"

@@ -1,6 +1,7 @@
-"""Rule assemble_sft_data: the SFT set, in the selection's shuffled order, each pair with its lineage."""
+"""Rule assemble_sft_data: the SFT set, in the selection's shuffled order, each pair with its lineage,
+as JSONL and Parquet."""
 
-from selfalign import selection
+from selfalign import datacard, selection
 from selfalign.records import read_stage
 from selfalign.rulekit import start_logging
 from selfalign.shards import StageStats, read_json, write_jsonl
@@ -21,5 +22,7 @@ for path in snakemake.input.candidates:
 missing = set(order) - set(chosen)
 if missing:
     raise SystemExit(f"{snakemake.input.keep}: {len(missing)} kept ids are in no candidate shard, e.g. {sorted(missing)[:3]}")
-stats.kept(write_jsonl(snakemake.output.data, (chosen[i] for i in keep)))
+records = [chosen[i] for i in keep]
+stats.kept(write_jsonl(snakemake.output.data, records))
+datacard.write_parquet(records, snakemake.output.parquet)
 log.info("%s", stats.write(snakemake.output.stats))
