@@ -126,3 +126,13 @@ def test_changing_one_stage_reruns_only_it_and_downstream(run):
     assert "generate_instructions" in planned
     for upstream in ("generate_concepts", "judge_seeds", "train_teacher", "extract_seeds", "typecheck_seeds"):
         assert upstream not in planned, upstream
+
+
+def test_sft_set_comes_as_parquet_with_a_dataset_card(run):
+    import pyarrow.parquet as pq
+
+    results, _ = run
+    rows = _lines(results / "sft/train.jsonl")
+    assert pq.read_table(results / "sft/train.parquet").to_pylist() == rows
+    card = (results / "sft/README.md").read_text()
+    assert card.startswith("---\n") and "license" in card and f"{len(rows)}" in card
