@@ -9,7 +9,9 @@ import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -183,6 +185,167 @@ def test_fork_bomb_is_contained_and_reaped(sandbox):
     time.sleep(0.5)
     assert _processes_of_sandbox_uids() == []
 
+
+# Adversarial programs: each must get its own verdict and leave the host and the next sample untouched.
+
+NEXT_SAMPLE = "print('next')"
+
+
+def _stray_processes(sample_uid: int) -> list[str]:
+    """Host processes a sample left behind: any of its own uid (as root each sample has one), or, where
+    that uid is ours, any python still running main.py. Scoped to the sample so parallel runs don't count."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            uid = int(next(line for line in (entry / "status").read_text().splitlines() if line.startswith("Uid:")).split()[1])
+            running_main = b"/sandbox/main.py" in (entry / "cmdline").read_bytes()
+        except (OSError, StopIteration, ValueError):
+            continue
+        if uid == sample_uid and (uid != os.getuid() or running_main):
+            found.append(entry.name)
+    return found
+
+
+def _assert_no_stray_processes(sample_uid: int, grace_seconds: float = 2.0) -> None:
+    deadline = time.monotonic() + grace_seconds
+    while (stray := _stray_processes(sample_uid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stray == []
+
+
+def test_segfault_is_a_failure_not_an_infra_error(sandbox):
+    # A crash of the interpreter itself is the program's fault: it must not be retried as infra-error.
+    verdicts = run_many(sandbox, ["import ctypes\nctypes.string_at(0)", NEXT_SAMPLE], FAST, workers=1)
+    assert [(v.status, v.attempts) for v in verdicts] == [("fail", 1), ("pass", 1)]
+    assert verdicts[0].returncode == 128 + signal.SIGSEGV
+    assert verdicts[1].stdout_tail == "next\n"
+
+
+def test_killing_the_parent_init_and_own_group_is_contained(sandbox):
+    program = """
+import os, signal, time
+print("uid", os.getuid(), flush=True)
+for target in (os.getppid(), 1, -1):
+    try:
+        os.kill(target, signal.SIGKILL)
+        print("sent", target, flush=True)
+    except OSError as err:
+        print("refused", target, type(err).__name__, flush=True)
+time.sleep(0.2)
+print("alive", flush=True)
+os.killpg(0, signal.SIGKILL)
+print("survived killpg", flush=True)
+"""
+    parent_group = os.getpgrp()
+    verdicts = run_many(sandbox, [program, NEXT_SAMPLE], FAST, workers=1)
+    killer, following = verdicts
+    # Killing the parent, init or everything in reach must not take the sandbox's own chain down
+    # (else "alive" would be missing); killing its own group ends only the program itself. Exit
+    # status alone cannot tell a self-inflicted SIGKILL from the OOM killer, so both read as a loss.
+    assert "alive" in killer.stdout_tail.splitlines()
+    assert "survived killpg" not in killer.stdout_tail
+    assert killer.returncode == 128 + signal.SIGKILL
+    assert killer.status not in ("pass", "infra-error")
+    assert (following.status, following.stdout_tail) == ("pass", "next\n")
+    assert os.getpgrp() == parent_group  # this test process (and its group) is still here
+    _assert_no_stray_processes(int(killer.stdout_tail.split()[1]))
+
+
+def test_setsid_daemon_does_not_outlive_its_sample(sandbox):
+    # A double-forked session leader that ignores hangups, keeps the output pipes open and writes for
+    # ever: the verdict must not wait for it, and nothing of it may survive on the host.
+    program = """
+import os, signal, time
+print("uid", os.getuid(), flush=True)
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        with open("/tmp/daemon.log", "a") as log:
+            while True:
+                log.write("x")
+                log.flush()
+                print("daemon", flush=True)
+                time.sleep(0.01)
+    os._exit(0)
+os.wait()
+while not os.path.exists("/tmp/daemon.log"):
+    time.sleep(0.01)
+print("main done", flush=True)
+"""
+    verdict = sandbox.run(program, FAST)
+    assert verdict.status == "pass"
+    assert "main done" in verdict.stdout_tail
+    assert verdict.seconds < FAST.wall_seconds / 2  # not held open by the daemon's copies of the pipes
+    _assert_no_stray_processes(int(verdict.stdout_tail.split()[1]))
+    following = sandbox.run(
+        "import os\n"
+        "others = [p for p in os.listdir('/proc') if p.isdigit() and int(p) not in (1, os.getpid())]\n"
+        "print(os.listdir('/tmp'), others)",
+        FAST,
+    )
+    assert (following.status, following.stdout_tail) == ("pass", "[] []\n")
+
+
+def test_filling_the_private_tmp_stays_inside(sandbox):
+    marker = f"fill-{os.getpid()}-{time.monotonic_ns()}"
+    program = f"""
+import errno
+written = {{}}
+for directory in ("/tmp", "/dev/shm"):
+    written[directory] = 0
+    try:
+        with open(f"{{directory}}/{marker}", "wb") as handle:
+            while True:
+                handle.write(bytes(1024 * 1024))
+                handle.flush()
+                written[directory] += 1
+    except OSError as err:
+        assert err.errno == errno.ENOSPC, err
+print(written["/tmp"], written["/dev/shm"])
+"""
+    limits = Limits(wall_seconds=10, tmp_mb=8, file_size_mb=64)
+    verdict = sandbox.run(program, limits)
+    # The program catches the full disk and passes: the cap shows as an ordinary OSError inside.
+    assert verdict.status == "pass", verdict.stderr_tail
+    tmp_mib, shm_mib = map(int, verdict.stdout_tail.split())
+    assert 0 < tmp_mib <= limits.tmp_mb and 0 < shm_mib <= 4
+    assert not any(Path(d, marker).exists() for d in ("/tmp", "/dev/shm", tempfile.gettempdir()))
+    # The next sample gets a fresh, empty /tmp with room to write.
+    following = sandbox.run("import os\nopen('/tmp/x', 'wb').write(bytes(1 << 20))\nprint(os.listdir('/tmp'))", limits)
+    assert (following.status, following.stdout_tail) == ("pass", "['x']\n")
+
+
+def test_proc_reveals_no_parent_secrets(sandbox, monkeypatch):
+    secret = "hunter2-via-proc"
+    monkeypatch.setenv("SELFALIGN_PROC_SECRET", secret)
+    through_init = ["/proc/1/root/etc/passwd", "/proc/1/cwd", f"/proc/1/root{REPO / 'scripts/selfalign/sandbox.py'}"]
+    program = f"""
+import json, os
+paths = ["/proc/self/environ", "/proc/1/environ", f"/proc/{{os.getppid()}}/environ", *{through_init!r}]
+paths += [f"/proc/{{pid}}/{{name}}" for pid in os.listdir("/proc") if pid.isdigit() for name in ("environ", "cmdline")]
+seen = {{}}
+for path in paths:
+    try:
+        if os.path.isdir(path):
+            seen[path] = os.listdir(path)
+            continue
+        with open(path, "rb") as handle:
+            seen[path] = handle.read().decode("utf-8", "replace")
+    except OSError as err:
+        seen[path] = type(err).__name__
+print(json.dumps(seen))
+"""
+    verdict = sandbox.run(program, replace(FAST, output_bytes=1 << 20))
+    assert verdict.status == "pass", verdict.stderr_tail
+    seen = json.loads(verdict.stdout_tail)
+    assert secret not in verdict.stdout_tail and "SELFALIGN_PROC_SECRET" not in verdict.stdout_tail
+    # The sandbox's init (bwrap, still root) is another user: neither its environment nor the files
+    # it can see are open to the program, and the program's own environment is the cleared one.
+    assert seen["/proc/1/environ"] == "PermissionError"
+    assert [seen[path] for path in through_init] == ["PermissionError"] * len(through_init)
+    assert set(seen["/proc/self/environ"].strip("\0").split("\0")) <= {"PATH=/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8", "PWD=/tmp"}
 
 def test_run_many_keeps_order_and_runs_in_parallel(sandbox):
     programs = [f"import time\ntime.sleep(1)\nprint({i})\nassert {i} % 2 == 0" for i in range(4)]
