@@ -1,4 +1,4 @@
-"""The shipped few-shot files load, obey the brief's shape, and every example's code really passes."""
+"""The shipped few-shot files load, have the structure the prompts need, and every example's code really passes."""
 
 from __future__ import annotations
 
