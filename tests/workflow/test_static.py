@@ -118,3 +118,14 @@ def test_presets_are_valid_configs():
     schema = yaml.safe_load((REPO / "config/schema.yaml").read_text())
     for preset in sorted((REPO / "config/presets").glob("*.yaml")):
         jsonschema.Draft202012Validator(schema).validate(yaml.safe_load(preset.read_text()))
+
+
+def test_one_shard_can_be_targeted_by_its_path(tmp_path):
+    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
+    result = snakemake(
+        "-n", "results/instruct/concepts/01.jsonl", "--directory", str(tmp_path), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "results/instruct/concepts/01.jsonl" in result.stdout
+    assert "results/instruct/concepts/00.jsonl" not in result.stdout
+    assert "generate_responses" not in result.stdout
