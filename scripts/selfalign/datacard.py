@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import yaml
 
-from .funnel import STAGE_LABELS
+from .funnel import markdown_table
 from .shards import atomic_path
 
 PSF_LICENSE_URL = "https://docs.python.org/3/license.html"
@@ -141,17 +140,9 @@ def _front_matter(config: Mapping[str, Any], record_count: int) -> dict[str, Any
     return meta
 
 
-def _reasons(dropped: Mapping[str, int]) -> str:
-    return ", ".join(f"{reason} {count}" for reason, count in Counter(dropped).most_common()) or "-"
-
-
 def _funnel_table(funnel_rows: Sequence[Mapping[str, Any]], record_count: int) -> list[str]:
-    lines = ["| stage | in | out | dropped (by reason) |", "|---|---:|---:|---|"]
-    for row in funnel_rows:
-        label = STAGE_LABELS.get(row["stage"], row["stage"])
-        lines.append(f"| {label} | {row['in']} | {row['out']} | {_reasons(row['dropped'])} |")
-    lines.append(f"| written to `train.jsonl` / `train.parquet` | | {record_count} | |")
-    return lines
+    rows = [dict(row) for row in funnel_rows]
+    return [*markdown_table(rows), f"| written to `train.jsonl` / `train.parquet` | | {record_count} | |"]
 
 
 def _licence_section(config: Mapping[str, Any]) -> list[str]:

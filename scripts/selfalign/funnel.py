@@ -41,24 +41,30 @@ def aggregate(stats_paths: Iterable[str]) -> list[dict[str, Any]]:
     return sorted(rows.values(), key=lambda r: order.index(r["stage"]) if r["stage"] in order else len(order))
 
 
-def _reasons(dropped: Counter) -> str:
-    return ", ".join(f"{reason} {count}" for reason, count in dropped.most_common()) or "-"
+def reasons(dropped: dict[str, int]) -> str:
+    return ", ".join(f"{reason} {count}" for reason, count in Counter(dropped).most_common()) or "-"
 
 
 def to_tsv(rows: list[dict[str, Any]]) -> str:
     lines = ["stage\tin\tout\tdropped\treasons\tseconds"]
     for row in rows:
         lines.append(
-            f"{row['stage']}\t{row['in']}\t{row['out']}\t{sum(row['dropped'].values())}\t{_reasons(row['dropped'])}\t{row['seconds']:.1f}"
+            f"{row['stage']}\t{row['in']}\t{row['out']}\t{sum(row['dropped'].values())}\t{reasons(row['dropped'])}\t{row['seconds']:.1f}"
         )
     return "\n".join(lines) + "\n"
 
 
-def to_markdown(rows: list[dict[str, Any]], scores: list[dict[str, Any]]) -> str:
-    lines = ["# Funnel", "", "| stage | in | out | dropped (by reason) |", "|---|---:|---:|---|"]
+def markdown_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The funnel as Markdown table lines."""
+    lines = ["| stage | in | out | dropped (by reason) |", "|---|---:|---:|---|"]
     for row in rows:
         label = STAGE_LABELS.get(row["stage"], row["stage"])
-        lines.append(f"| {label} | {row['in']} | {row['out']} | {_reasons(row['dropped'])} |")
+        lines.append(f"| {label} | {row['in']} | {row['out']} | {reasons(row['dropped'])} |")
+    return lines
+
+
+def to_markdown(rows: list[dict[str, Any]], scores: list[dict[str, Any]]) -> str:
+    lines = ["# Funnel", "", *markdown_table(rows)]
     lines += ["", "# Scores (HumanEval, greedy pass@1)", "", "| model | prompt style | pass@1 | passed |", "|---|---|---:|---:|"]
     for score in scores:
         lines.append(
