@@ -43,15 +43,8 @@ def format_problem(record: dict[str, Any], max_instruction_words: int) -> str | 
     return None
 
 
-def _names(code: str, kind: type[ast.AST]) -> list[str] | None:
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return None
-    definitions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-    return sorted(
-        {node.name.lower().replace("_", "") for node in tree.body if isinstance(node, definitions) and isinstance(node, kind)}
-    )
+def _normalised(names: list[str]) -> str:
+    return " ".join(sorted({name.lower().replace("_", "") for name in names}))
 
 
 def name_key(response: str) -> str | None:
@@ -59,12 +52,15 @@ def name_key(response: str) -> str | None:
     blocks = extract_code_blocks(response)
     if not blocks:
         return None
-    functions = _names(blocks[0], ast.FunctionDef) or []
-    functions += _names(blocks[0], ast.AsyncFunctionDef) or []
+    try:
+        body = ast.parse(blocks[0]).body
+    except SyntaxError:
+        return None
+    functions = [node.name for node in body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
     if functions:
-        return "def:" + " ".join(sorted(functions))
-    classes = _names(blocks[0], ast.ClassDef)
-    return "class:" + " ".join(classes) if classes else None
+        return "def:" + _normalised(functions)
+    classes = [node.name for node in body if isinstance(node, ast.ClassDef)]
+    return "class:" + _normalised(classes) if classes else None
 
 
 def candidate_keys(record: dict[str, Any]) -> dict[str, Any]:
