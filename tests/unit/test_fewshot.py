@@ -21,8 +21,8 @@ from selfalign.fewshot import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-INSTRUCT_PATH = REPO / "resources" / "fewshot" / "self_oss_instruct.yaml"
-JUDGE_PATH = REPO / "resources" / "fewshot" / "docstring_judge.yaml"
+INSTRUCT_PATH = REPO / "workflow" / "resources" / "fewshot" / "self_oss_instruct.yaml"
+JUDGE_PATH = REPO / "workflow" / "resources" / "fewshot" / "docstring_judge.yaml"
 CODE_BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 INSTRUCT = load_instruct_fewshot(INSTRUCT_PATH)

@@ -16,7 +16,7 @@ from selfalign.judge import (
     split_docstring,
 )
 
-JUDGE = load_judge_fewshot(Path(__file__).resolve().parents[2] / "resources" / "fewshot" / "docstring_judge.yaml")
+JUDGE = load_judge_fewshot(Path(__file__).resolve().parents[2] / "workflow" / "resources" / "fewshot" / "docstring_judge.yaml")
 
 
 def test_split_docstring_on_its_own_lines() -> None:

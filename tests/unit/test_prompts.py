@@ -32,7 +32,7 @@ from selfalign.prompts import (
     teacher_documents,
 )
 
-FEWSHOT_DIR = Path(__file__).resolve().parents[2] / "resources" / "fewshot"
+FEWSHOT_DIR = Path(__file__).resolve().parents[2] / "workflow" / "resources" / "fewshot"
 INSTRUCT = load_instruct_fewshot(FEWSHOT_DIR / "self_oss_instruct.yaml")
 JUDGE = load_judge_fewshot(FEWSHOT_DIR / "docstring_judge.yaml")
 

@@ -127,7 +127,7 @@ with open("/tmp/fill", "wb") as handle:
 
 def test_host_files_are_hidden(sandbox):
     home = Path.home()
-    hidden = [REPO / "scripts", REPO / "tests", "/etc/passwd", "/var", "/sys"]
+    hidden = [REPO / "workflow" / "scripts", REPO / "tests", "/etc/passwd", "/var", "/sys"]
     hidden += [home / name for name in sorted(os.listdir(home)) if name != ".pyenv"][:5]
     program = f"import os\nprint([p for p in {[str(p) for p in hidden]!r} if os.path.exists(p)])"
     verdict = sandbox.run(program, FAST)
@@ -327,7 +327,7 @@ print(written["/tmp"], written["/dev/shm"])
 def test_proc_reveals_no_parent_secrets(sandbox, monkeypatch):
     secret = "hunter2-via-proc"
     monkeypatch.setenv("SELFALIGN_PROC_SECRET", secret)
-    through_init = ["/proc/1/root/etc/passwd", "/proc/1/cwd", f"/proc/1/root{REPO / 'scripts/selfalign/sandbox.py'}"]
+    through_init = ["/proc/1/root/etc/passwd", "/proc/1/cwd", f"/proc/1/root{REPO / 'workflow/scripts/selfalign/sandbox.py'}"]
     program = f"""
 import json, os
 paths = ["/proc/self/environ", "/proc/1/environ", f"/proc/{{os.getppid()}}/environ", *{through_init!r}]

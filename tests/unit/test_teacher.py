@@ -147,7 +147,7 @@ def test_reloads_offline_in_a_fresh_process(teacher: tuple[Path, dict], tmp_path
         "[[c]] = backend.generate([GenerationRequest(sys.argv[2], SamplingSpec(max_new_tokens=80, stop=('</response>',)))])\n"
         "print(json.dumps(c.text))\n"
     )
-    scripts_dir = Path(__file__).resolve().parents[2] / "scripts"
+    scripts_dir = Path(__file__).resolve().parents[2] / "workflow" / "scripts"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(scripts_dir), env.get("PYTHONPATH")]))
     result = subprocess.run(

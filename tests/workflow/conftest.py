@@ -16,13 +16,24 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 def snakemake(*args: str, cwd: Path = REPO, timeout: float = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     return subprocess.run(
-        [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), *args],
+        [*SNAKEMAKE, "--snakefile", str(REPO / "workflow" / "Snakefile"), *args],
         cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+DEFAULT_CONFIG = REPO / "config" / "config.yaml"
+
+
+def write_config(workdir: Path, text: str) -> Path:
+    """Put a config where the Snakefile's `configfile:` looks for it: config/config.yaml in the workdir."""
+    path = workdir / "config" / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
 
 
 @pytest.fixture

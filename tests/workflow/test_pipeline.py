@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, snakemake
+from conftest import DEFAULT_CONFIG, REPO, snakemake, write_config
 
 PER_SHARD_STAGES = [
     ("seeds/extracted", "seeds"),
@@ -32,7 +32,7 @@ PER_SHARD_STAGES = [
 
 
 def small_config() -> dict:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
     config["model"]["teacher"]["seconds"] = 75
     config["seeds"]["limit"] = 24
     config["evaluation"]["limit"] = 40
@@ -42,7 +42,7 @@ def small_config() -> dict:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     workdir = tmp_path_factory.mktemp("pipeline")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(small_config()))
+    write_config(workdir, yaml.safe_dump(small_config()))
     result = snakemake("--cores", "2", "--directory", str(workdir), cwd=workdir, timeout=1500)
     if result.returncode != 0:
         logs = "\n".join(
@@ -119,7 +119,7 @@ def test_changing_one_stage_reruns_only_it_and_downstream(run):
     workdir = results.parent
     config = small_config()
     config["generation"]["instructions"]["temperature"] = 0.9
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    write_config(workdir, yaml.safe_dump(config))
     result = snakemake("-n", "--directory", str(workdir), "instructions", cwd=workdir)
     assert result.returncode == 0, result.stderr
     planned = result.stdout

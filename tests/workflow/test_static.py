@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from conftest import REPO, snakemake
+from conftest import DEFAULT_CONFIG, REPO, snakemake, write_config
 
-RULE_FILES = sorted((REPO / "rules").glob("*.smk"))
+RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
 
 
 def test_lint_is_clean():
@@ -22,7 +22,7 @@ def test_lint_is_clean():
 
 def test_snakefmt_check_is_clean():
     result = subprocess.run(
-        [sys.executable, "-m", "snakefmt", "--check", "Snakefile", *map(str, RULE_FILES)],
+        [sys.executable, "-m", "snakefmt", "--check", "workflow/Snakefile", *map(str, RULE_FILES)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -31,7 +31,7 @@ def test_snakefmt_check_is_clean():
 
 
 def test_dry_run_plans_every_stage(tmp_path):
-    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
+    write_config(tmp_path, DEFAULT_CONFIG.read_text())
     result = snakemake("-n", "--quiet", "rules", "--directory", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     for rule in (
@@ -44,7 +44,7 @@ def test_dry_run_plans_every_stage(tmp_path):
 
 def _rule_blocks() -> dict[str, str]:
     blocks = {}
-    for path in [REPO / "Snakefile", *RULE_FILES]:
+    for path in [REPO / "workflow" / "Snakefile", *RULE_FILES]:
         text = path.read_text()
         for match in re.finditer(r"^rule (\w+):\n((?:    .*\n|\n)*)", text, re.M):
             blocks[match.group(1)] = match.group(2)
@@ -61,7 +61,7 @@ def test_every_rule_with_an_action_has_log_benchmark_and_pinned_conda_env():
         assert "    benchmark:" in body, name
         env = re.search(r'conda:\n\s+"\.\./(envs/[\w.]+\.yaml)"', body)
         assert env, f"{name}: no conda env under envs/"
-        spec = yaml.safe_load((REPO / env.group(1)).read_text())
+        spec = yaml.safe_load((REPO / "workflow" / env.group(1)).read_text())
         assert spec["channels"] == ["conda-forge", "nodefaults"], name
         for dep in spec["dependencies"]:
             if isinstance(dep, str) and dep.startswith("python"):
@@ -69,12 +69,12 @@ def test_every_rule_with_an_action_has_log_benchmark_and_pinned_conda_env():
 
 
 def _dry_run_with(tmp_path: Path, config: dict) -> subprocess.CompletedProcess:
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    write_config(tmp_path, yaml.safe_dump(config))
     return snakemake("-n", "--quiet", "--directory", str(tmp_path), cwd=tmp_path)
 
 
 def test_unknown_config_key_fails_naming_the_key(tmp_path):
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
     config["seeds"]["near_dedup"]["treshold"] = 0.5
     result = _dry_run_with(tmp_path, config)
     assert result.returncode != 0
@@ -82,7 +82,7 @@ def test_unknown_config_key_fails_naming_the_key(tmp_path):
 
 
 def test_wrong_config_type_fails_naming_the_key(tmp_path):
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
     config["shards"] = "two"
     result = _dry_run_with(tmp_path, config)
     assert result.returncode != 0
@@ -106,7 +106,7 @@ def _schema_keys(properties: dict, defs: dict, prefix: str = "") -> list[str]:
 
 
 def test_config_readme_documents_every_schema_key():
-    schema = yaml.safe_load((REPO / "config/schema.yaml").read_text())
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
     manual = (REPO / "config/README.md").read_text()
     missing = [key for key in _schema_keys(schema["properties"], schema["$defs"]) if f"`{key}`" not in manual]
     assert not missing, f"config/README.md does not document {missing}"
@@ -115,13 +115,13 @@ def test_config_readme_documents_every_schema_key():
 def test_presets_are_valid_configs():
     import jsonschema
 
-    schema = yaml.safe_load((REPO / "config/schema.yaml").read_text())
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
     for preset in sorted((REPO / "config/presets").glob("*.yaml")):
         jsonschema.Draft202012Validator(schema).validate(yaml.safe_load(preset.read_text()))
 
 
 def test_one_shard_can_be_targeted_by_its_path(tmp_path):
-    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
+    write_config(tmp_path, DEFAULT_CONFIG.read_text())
     result = snakemake(
         "-n", "results/instruct/concepts/01.jsonl", "--directory", str(tmp_path), cwd=tmp_path
     )

@@ -22,10 +22,10 @@ def config_problems(config, schema_path):
     ]
 
 
-SCHEMA = workflow.source_path("../config/schema.yaml")
+SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 if problems := config_problems(config, SCHEMA):
     raise WorkflowError("Invalid configuration:\n  " + "\n  ".join(problems))
-validate(config, schema="../config/schema.yaml")  # fills in the defaults
+validate(config, schema="../schemas/config.schema.yaml")  # fills in the defaults
 
 SHARDS = [f"{i:02d}" for i in range(config["shards"])]
 GPUS = config["resources"]["gpus"]

@@ -30,7 +30,7 @@ rule train_sft:
         data="results/sft/train.jsonl",
         model=base_model(),
         deepspeed=workflow.source_path(
-            "../config/deepspeed/zero{}.json".format(config["sft"]["zero_stage"])
+            "../resources/deepspeed/zero{}.json".format(config["sft"]["zero_stage"])
         ),
     output:
         directory("results/models/tuned"),

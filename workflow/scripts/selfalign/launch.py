@@ -10,7 +10,7 @@ Multi-node (not wired into the workflow): write a hostfile with one ``HOST slots
 (on Slurm: ``scontrol show hostnames "$SLURM_JOB_NODELIST"``) and run, from the first node,
 ``deepspeed --hostfile HOSTFILE --num_nodes M --num_gpus G --master_addr FIRST_HOST --master_port P
 --module selfalign.sft ARGS``. The launcher reaches the other nodes over passwordless ssh (pdsh) and
-exports the variables listed in ``~/.deepspeed_env``, so put ``PYTHONPATH`` (with ``scripts/``) and
+exports the variables listed in ``~/.deepspeed_env``, so put ``PYTHONPATH`` (with ``workflow/scripts/``) and
 ``OMP_NUM_THREADS`` there; the target batch then spans M x G ranks. Without ssh between nodes, use
 ``srun`` with ``torchrun --nnodes M --nproc_per_node G --rdzv_backend c10d --rdzv_endpoint
 FIRST_HOST:P -m selfalign.sft ARGS`` instead; ``selfalign.sft`` reads its rank from the environment
@@ -74,7 +74,7 @@ def available_cpus() -> int:
 
 
 def launch_env(ranks: int, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for the launcher: ``scripts/`` on PYTHONPATH and the CPUs split between ranks
+    """The environment for the launcher: ``workflow/scripts/`` on PYTHONPATH and the CPUs split between ranks
     (otherwise each rank starts one thread per CPU and 2 ranks on 2 cores thrash)."""
     env = dict(os.environ if base is None else base)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SCRIPTS_DIR), env.get("PYTHONPATH", "")]))

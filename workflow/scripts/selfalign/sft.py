@@ -6,7 +6,7 @@ Every rank of a ``deepspeed`` launch (see ``selfalign.launch``) runs ``main``. T
   ``### Response\\n``); completion = response + EOS; both tokenized with ``add_special_tokens=False``;
   the concatenation is cut to ``max_length`` and kept (counted as ``exceeding_length``);
 - loss on the completion only (prompt and padding labels are -100), no packing, right padding;
-- HF Trainer + DeepSpeed ZeRO (``config/deepspeed/zero{N}.json``), HF Adafactor with
+- HF Trainer + DeepSpeed ZeRO (``workflow/resources/deepspeed/zero{N}.json``), HF Adafactor with
   ``scale_parameter=False, relative_step=False``, lr 1e-5, weight decay 0, linear schedule with 5%
   warmup, 4 epochs, effective batch 64, no gradient clipping, every dropout set to 0, bf16 on GPUs.
 
@@ -35,7 +35,7 @@ from selfalign import __version__ as selfalign_version
 from selfalign.humaneval import INSTRUCT_SYSTEM, format_instruct_prompt
 from selfalign.shards import read_jsonl, write_json
 
-DEEPSPEED_CONFIG_DIR = Path(__file__).resolve().parents[2] / "config" / "deepspeed"
+DEEPSPEED_CONFIG_DIR = Path(__file__).resolve().parents[2] / "resources" / "deepspeed"
 IGNORE_INDEX = -100  # label value that torch's cross-entropy skips
 WARMUP_RATIO = 0.05
 NO_CLIPPING = -1.0  # the reference's --max_grad_norm -1; Trainer and DeepSpeed clip only when > 0
