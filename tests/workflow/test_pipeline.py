@@ -33,7 +33,7 @@ PER_SHARD_STAGES = [
 
 def small_config() -> dict:
     config = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    config["model"]["teacher"]["seconds"] = 75
+    config["model"]["teacher"]["steps"] = 850
     config["seeds"]["limit"] = 24
     config["evaluation"]["limit"] = 40
     return config

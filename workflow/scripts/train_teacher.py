@@ -60,6 +60,7 @@ result = train_teacher(
     tokenizer_files,
     snakemake.output[0],
     seconds=cfg["seconds"],
+    max_steps=cfg["steps"],
     seed=cfg["seed"],
     model_config=model_config,
     threads=snakemake.threads,

@@ -254,6 +254,8 @@ def train_teacher(
             log(f"teacher: step {step} epoch {epoch} loss {loss.item():.4f} {tokens / elapsed:.0f} tok/s {elapsed:.1f}s")
 
     train_seconds = time.perf_counter() - train_start
+    if max_steps is not None and step < max_steps:
+        log(f"teacher: stopped by the {seconds:.0f} s ceiling after {step} of {max_steps} steps")
     model.eval()
     save_atomically(model, tokenizer, Path(out_dir))
     final_loss = sum(losses[-10:]) / len(losses[-10:]) if losses else float("nan")
