@@ -33,7 +33,7 @@ Status = Literal["pass", "fail", "timeout", "memory", "infra-error"]
 MIB = 1024 * 1024
 # Launcher tools print errors prefixed with their own name; seeing one first means the sandbox, not
 # the program, failed.
-_LAUNCHER_PREFIXES = ("bwrap:", "setpriv:", "prlimit:")
+_LAUNCHER_PREFIXES = ("bwrap:", "setpriv:", "prlimit:", "sandbox-pool:")
 _MEMORY_ERROR = re.compile(r"^MemoryError\b", re.MULTILINE)
 
 
@@ -94,6 +94,15 @@ def _interpreter_dirs() -> list[str]:
             continue  # /usr is bound anyway
         dirs.append(prefix)
     return dirs
+
+
+def _interpreter() -> str:
+    """``sys.executable`` reached through the resolved prefix: a venv that is itself a symlink (or sits
+    below one) is bound at its real path, so the symlinked path would not exist in the sandbox."""
+    relative = os.path.relpath(sys.executable, sys.prefix)
+    if relative.startswith(".."):
+        return sys.executable
+    return os.path.join(os.path.realpath(sys.prefix), relative)
 
 
 def _ancestors(path: str) -> list[str]:
@@ -174,6 +183,11 @@ def _execute(argv: list[str], limits: Limits, cwd: str, env: dict[str, str]) -> 
         return Verdict("timeout", None, stdout, stderr, seconds)
     # Shell convention for a signal death (bwrap reports it so; Popen gives -signal without bwrap).
     returncode = 128 - proc.returncode if proc.returncode < 0 else proc.returncode
+    return verdict_of(returncode, stdout, stderr, seconds, limits)
+
+
+def verdict_of(returncode: int, stdout: str, stderr: str, seconds: float, limits: Limits) -> Verdict:
+    """The verdict of a program that ended by itself (shell-convention ``returncode``); every backend uses it."""
     if returncode != 0 and stderr.startswith(_LAUNCHER_PREFIXES):
         return Verdict("infra-error", returncode, stdout, stderr, seconds)
     return Verdict(_classify(returncode, stderr, seconds, limits), returncode, stdout, stderr, seconds)
@@ -212,6 +226,9 @@ class _UidPool:
             self.free.put(base + slot)
 
 
+ROOT_NAMESPACES = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+
+
 class BubblewrapSandbox:
     name = "bubblewrap"
 
@@ -228,10 +245,15 @@ class BubblewrapSandbox:
             # As root the uid must change for real (RLIMIT_NPROC is not enforced for root, even mapped
             # inside a user namespace), so bwrap keeps the real uid and the program drops to ``uid``
             # with setpriv; everything but the user namespace is unshared, as --unshare-all would.
-            namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+            namespaces = ROOT_NAMESPACES
             drop_privileges = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs"]
+        argv = self.bwrap_argv(namespaces, limits, ["--ro-bind", program_path, "/sandbox/main.py"])
+        return argv + drop_privileges + _rlimit_argv(limits) + [_interpreter(), "-I", "-B", "/sandbox/main.py"]
+
+    def bwrap_argv(self, namespaces: list[str], limits: Limits, binds: list[str], die_with_parent: bool = True) -> list[str]:
+        """bwrap and its options up to ``--``: the filesystem layout, environment and ``binds``."""
         mount_points = sorted({"/etc", "/sandbox", *(a for d in self.python_dirs for a in _ancestors(d))})
-        argv = ["bwrap", *namespaces, "--die-with-parent", "--new-session"]
+        argv = ["bwrap", *namespaces, *(["--die-with-parent"] if die_with_parent else []), "--new-session"]
         for directory in mount_points:  # bwrap would create them mode 0700, unreadable by the sandbox uid
             argv += ["--perms", "0755", "--dir", directory]
         argv += [
@@ -251,14 +273,12 @@ class BubblewrapSandbox:
                 argv += ["--perms", "0755", "--dir", directory]
         for directory in self.python_dirs:
             argv += ["--ro-bind", directory, directory]
-        argv += [
-            "--ro-bind", program_path, "/sandbox/main.py",
+        return argv + binds + [
             "--remount-ro", "/", "--chdir", "/tmp",
             "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp",
             "--setenv", "LANG", "C.UTF-8",
             "--",
         ]
-        return argv + drop_privileges + _rlimit_argv(limits) + [sys.executable, "-I", "-B", "/sandbox/main.py"]
 
     def run(self, program: str, limits: Limits) -> Verdict:
         uid = self.uids.free.get() if self.uids else None
@@ -292,13 +312,29 @@ class ProcessSandbox:
         return {"sandbox": self.name, "python": platform.python_version(), "interpreter": sys.executable}
 
 
-def make_sandbox(backend: str) -> Sandbox:
+BACKENDS = ("pool", "bubblewrap", "apptainer", "process")
+
+
+def make_sandbox(backend: str, pool_start: str = "fork", apptainer_image: str | None = None) -> Sandbox:
+    """The sandbox named by ``execution.backend``; "pool" falls back to "bubblewrap" where it cannot run."""
+    if backend == "pool":
+        from .sandbox_pool import PoolSandbox, PoolUnavailable
+
+        try:
+            return PoolSandbox(start=pool_start)  # type: ignore[arg-type]
+        except PoolUnavailable as err:
+            log.warning("%s: using one bubblewrap sandbox per sample instead", err)
+            return BubblewrapSandbox()
     if backend == "bubblewrap":
         return BubblewrapSandbox()
+    if backend == "apptainer":
+        from .sandbox_apptainer import ApptainerSandbox
+
+        return ApptainerSandbox(apptainer_image)
     if backend == "process":
         log.warning("sandbox backend 'process' only sets rlimits: generated code can reach the network and files")
         return ProcessSandbox()
-    raise ValueError(f"unknown sandbox backend {backend!r}: expected 'bubblewrap' or 'process'")
+    raise ValueError(f"unknown sandbox backend {backend!r}: expected one of {', '.join(BACKENDS)}")
 
 
 def run_many(
