@@ -112,7 +112,8 @@ def _run_program_here() -> int:
     except BaseException as error:  # noqa: BLE001 - any uncaught exception ends the program with status 1
         traceback_ = error.__traceback__
         # Start the traceback at the program's own frame, as a fresh interpreter would.
-        sys.excepthook(type(error), error, traceback_.tb_next if traceback_ is not None else None)
+        error = error.with_traceback(traceback_.tb_next if traceback_ is not None else None)
+        sys.excepthook(type(error), error, error.__traceback__)
         code = 1
     try:  # what interpreter shutdown does: wait for non-daemon threads, atexit, flush
         threading._shutdown()  # type: ignore[attr-defined]
