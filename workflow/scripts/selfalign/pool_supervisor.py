@@ -19,9 +19,11 @@ go with it. On the wall limit the supervisor kills A, hence B, hence the namespa
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import builtins
 import ctypes
+import importlib
 import io
 import json
 import os
@@ -303,7 +305,15 @@ def run_one(request: dict, keep: set[str]) -> dict:
 
 
 def main() -> None:
-    keep = set(sys.argv[1:])  # /tmp entries that hold the interpreter (mount points, not sample files)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--keep", action="append", default=[], help="/tmp entry holding the interpreter (a mount point)")
+    parser.add_argument("--preload", default="", help="comma-separated modules to import before forking samples")
+    args = parser.parse_args()
+    keep = set(args.keep)
+    # Imported once here, a fork finds them ready (each sample still gets its own copy of their state;
+    # random reseeds itself in every forked child).
+    for module in filter(None, args.preload.split(",")):
+        importlib.import_module(module)
     protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(os.open("/dev/null", os.O_WRONLY), 1)  # stray prints must not corrupt the protocol
     for line in sys.stdin:

@@ -138,7 +138,9 @@ def _classify(returncode: int, stderr: str, seconds: float, limits: Limits) -> S
     return "fail"
 
 
-def _execute(argv: list[str], limits: Limits, cwd: str, env: dict[str, str]) -> Verdict:
+def _execute(
+    argv: list[str], limits: Limits, cwd: str, env: dict[str, str], launcher_prefixes: tuple[str, ...] = _LAUNCHER_PREFIXES
+) -> Verdict:
     """Run ``argv`` in its own session, capture capped output, kill the whole group at the wall limit."""
     start = time.monotonic()
     try:
@@ -183,12 +185,15 @@ def _execute(argv: list[str], limits: Limits, cwd: str, env: dict[str, str]) -> 
         return Verdict("timeout", None, stdout, stderr, seconds)
     # Shell convention for a signal death (bwrap reports it so; Popen gives -signal without bwrap).
     returncode = 128 - proc.returncode if proc.returncode < 0 else proc.returncode
-    return verdict_of(returncode, stdout, stderr, seconds, limits)
+    return verdict_of(returncode, stdout, stderr, seconds, limits, launcher_prefixes)
 
 
-def verdict_of(returncode: int, stdout: str, stderr: str, seconds: float, limits: Limits) -> Verdict:
+def verdict_of(
+    returncode: int, stdout: str, stderr: str, seconds: float, limits: Limits,
+    launcher_prefixes: tuple[str, ...] = _LAUNCHER_PREFIXES,
+) -> Verdict:
     """The verdict of a program that ended by itself (shell-convention ``returncode``); every backend uses it."""
-    if returncode != 0 and stderr.startswith(_LAUNCHER_PREFIXES):
+    if returncode != 0 and stderr.startswith(launcher_prefixes):
         return Verdict("infra-error", returncode, stdout, stderr, seconds)
     return Verdict(_classify(returncode, stderr, seconds, limits), returncode, stdout, stderr, seconds)
 

@@ -40,6 +40,12 @@ SUPERVISOR_IN_SANDBOX = "/sandbox-pool/supervisor.py"
 # is considered wedged and replaced.
 ANSWER_MARGIN_SECONDS = 30.0
 Start = Literal["fork", "exec"]
+# Standard-library modules generated programs and their tests import most; with start="fork" the
+# supervisor imports them once so that samples skip that work.
+PRELOAD = (
+    "abc", "bisect", "collections", "copy", "dataclasses", "datetime", "decimal", "enum", "fractions", "functools",
+    "heapq", "itertools", "json", "math", "operator", "random", "re", "string", "typing", "unittest",
+)
 
 
 class PoolUnavailable(RuntimeError):
@@ -134,7 +140,8 @@ class PoolSandbox:
         ]
         keep = sorted({"/tmp/" + Path(d).relative_to("/tmp").parts[0] for d in self.python_dirs if d.startswith("/tmp/")})
         argv = self.layout.bwrap_argv(ROOT_NAMESPACES, limits, binds, die_with_parent=False)
-        return argv + [_interpreter(), "-I", "-B", SUPERVISOR_IN_SANDBOX, *keep]
+        argv += [_interpreter(), "-I", "-B", SUPERVISOR_IN_SANDBOX, *(f"--keep={path}" for path in keep)]
+        return argv + ([f"--preload={','.join(PRELOAD)}"] if self.start == "fork" else [])
 
     def _take(self, limits: Limits) -> _Worker:
         with self.lock:
