@@ -40,7 +40,7 @@ import types
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
 MIB = 1024 * 1024
 PROGRAM = "/sandbox/main.py"
 SETUP_FAILED = 125  # with a "sandbox-pool:" line on stderr: the host reads it as an infra-error
@@ -172,8 +172,16 @@ def _sample(request: dict, out_w: int, err_w: int) -> None:
     os._exit(_run_program_here())
 
 
-def _namespace_init(request: dict, out_w: int, err_w: int, lifeline: int) -> None:
-    """Process B, pid 1 of the sample's namespace: mount its /proc, run C, reap, exit with C's status."""
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _namespace_init(request_r: int, out_w: int, err_w: int, lifeline: int) -> None:
+    """Process B, pid 1 of the sample's namespace: mount its /proc, wait for the request, run C, reap,
+    exit with C's status."""
     try:
         _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
         # getppid() reads 0 across the namespace boundary: A's end of the lifeline closing tells
@@ -185,6 +193,11 @@ def _namespace_init(request: dict, out_w: int, err_w: int, lifeline: int) -> Non
         _check(_libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount /proc")
     except OSError as err:
         _setup_failed(str(err), err_w)
+    raw = _read_all(request_r)  # the namespace is made in advance; the sample starts on this
+    if not raw:
+        os._exit(0)  # the supervisor is ending
+    request = json.loads(raw)
+    os.close(request_r)
     sample = os.fork()
     if sample == 0:
         _sample(request, out_w, err_w)
@@ -196,9 +209,9 @@ def _namespace_init(request: dict, out_w: int, err_w: int, lifeline: int) -> Non
             os._exit(_status_code(status))  # pid 1 leaving kills the rest of the namespace
 
 
-def _unshared_parent(request: dict, out_w: int, err_w: int) -> None:
+def _unshared_parent(request_r: int, out_w: int, err_w: int) -> None:
     """Process A: new namespaces for its next child, then wait for that child (B)."""
-    _close_all_but(out_w, err_w)
+    _close_all_but(request_r, out_w, err_w)
     try:
         _check(_libc.unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC), "unshare")
     except OSError as err:
@@ -207,12 +220,54 @@ def _unshared_parent(request: dict, out_w: int, err_w: int) -> None:
     init = os.fork()
     if init == 0:
         os.close(lifeline_w)
-        _namespace_init(request, out_w, err_w, lifeline_r)
-    os.close(lifeline_r)
-    os.close(out_w)
-    os.close(err_w)
+        _namespace_init(request_r, out_w, err_w, lifeline_r)
+    for fd in (lifeline_r, request_r, out_w, err_w):
+        os.close(fd)
     _, status = os.waitpid(init, 0)
     os._exit(_status_code(status))
+
+
+class _Slot:
+    """The process tree of the next sample, started before its request arrives (forks, namespaces and
+    the /proc mount are off the sample's clock); B waits on ``request_w``."""
+
+    def __init__(self) -> None:
+        request_r, self.request_w = os.pipe()
+        self.out_r, out_w = os.pipe()
+        self.err_r, err_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:
+                _unshared_parent(request_r, out_w, err_w)
+            except BaseException:  # noqa: BLE001 - a bug here must surface as an infra-error, not a hang
+                _setup_failed(traceback.format_exc(limit=4).replace("\n", " | "), err_w)
+            os._exit(SETUP_FAILED)
+        for fd in (request_r, out_w, err_w):
+            os.close(fd)
+
+    def start(self, request: dict) -> None:
+        try:
+            os.write(self.request_w, json.dumps(request).encode())
+        except BrokenPipeError:
+            pass  # the slot died while waiting: its stderr says why (an infra-error)
+        os.close(self.request_w)
+
+    def discard(self) -> None:
+        os.close(self.request_w)  # B reads EOF and leaves
+        os.waitpid(self.pid, 0)
+        _reap_all()
+        os.close(self.out_r)
+        os.close(self.err_r)
+
+
+def _reap_all() -> None:
+    """Wait for every remaining child: as subreaper the supervisor inherits an orphaned B, which exits
+    only once its namespace is empty."""
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
 
 
 class _Tail:
@@ -239,26 +294,16 @@ def _empty(directory: str, keep: set[str]) -> None:
                 pass
 
 
-def run_one(request: dict, keep: set[str]) -> dict:
+def run_one(request: dict, keep: set[str], slot: _Slot) -> dict:
     if os.path.exists(PROGRAM):
         os.unlink(PROGRAM)
     with open(PROGRAM, "w", encoding="utf-8") as handle:
         handle.write(request["program"])
     os.chmod(PROGRAM, 0o444)
     limits = request["limits"]
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    sys.stdout.flush()
+    out_r, err_r, child = slot.out_r, slot.err_r, slot.pid
     start = time.monotonic()
-    child = os.fork()
-    if child == 0:
-        try:
-            _unshared_parent(request, out_w, err_w)
-        except BaseException:  # noqa: BLE001 - a bug here must surface as an infra-error, not a hang
-            _setup_failed(traceback.format_exc(limit=4).replace("\n", " | "), err_w)
-        os._exit(SETUP_FAILED)
-    os.close(out_w)
-    os.close(err_w)
+    slot.start(request)
     tails = {out_r: _Tail(limits["output_bytes"]), err_r: _Tail(limits["output_bytes"])}
     deadline = start + limits["wall_seconds"]
     pidfd = os.pidfd_open(child)
@@ -293,6 +338,7 @@ def run_one(request: dict, keep: set[str]) -> dict:
     seconds = time.monotonic() - start
     for fd in (out_r, err_r, pidfd):
         os.close(fd)
+    _reap_all()  # after a wall timeout B outlives A for a moment: wait until the namespace is gone
     _empty("/tmp", keep)
     _empty("/dev/shm", set())
     return {
@@ -316,13 +362,22 @@ def main() -> None:
         importlib.import_module(module)
     protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(os.open("/dev/null", os.O_WRONLY), 1)  # stray prints must not corrupt the protocol
+    _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "subreaper")
+    slot = _Slot()
     for line in sys.stdin:
         try:
-            answer = run_one(json.loads(line), keep)
+            answer = run_one(json.loads(line), keep, slot)
         except Exception:  # noqa: BLE001 - report, stay alive for the next sample
             answer = {"error": traceback.format_exc(limit=3)}
+            try:
+                os.kill(slot.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _reap_all()
         protocol_out.write(json.dumps(answer) + "\n")
         protocol_out.flush()
+        slot = _Slot()  # the next namespace is made while the host reads the answer
+    slot.discard()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -223,12 +224,22 @@ class _UidPool:
     workflow jobs on one node do not share uids either."""
 
     SLOTS = 256
+    _shared: _UidPool | None = None
+    _lock = threading.Lock()
 
     def __init__(self) -> None:
         base = 1_000_000 + (os.getpid() % 4_000_000) * self.SLOTS
         self.free: queue.SimpleQueue[int] = queue.SimpleQueue()
         for slot in range(self.SLOTS):
             self.free.put(base + slot)
+
+    @classmethod
+    def shared(cls) -> _UidPool:
+        """One pool per process: every sandbox object of this process draws from the same pid-keyed range."""
+        with cls._lock:
+            if cls._shared is None:
+                cls._shared = cls()
+            return cls._shared
 
 
 ROOT_NAMESPACES = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
@@ -239,7 +250,7 @@ class BubblewrapSandbox:
 
     def __init__(self) -> None:
         self.as_root = os.geteuid() == 0
-        self.uids = _UidPool() if self.as_root else None
+        self.uids = _UidPool.shared() if self.as_root else None
         self.python_dirs = _interpreter_dirs()
 
     def _argv(self, program_path: str, limits: Limits, uid: int | None) -> list[str]:
