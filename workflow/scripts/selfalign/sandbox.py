@@ -3,7 +3,9 @@
 Each program is written to a private file and run by a fresh ``python3 -I -B`` of the workflow's own
 interpreter, so generated code sees the same Python and packages as the workflow. The "bubblewrap"
 backend isolates it (no network, read-only system, private size-capped /tmp, empty environment,
-rlimits, its own uid); the "process" backend only applies rlimits and exists for debugging.
+rlimits, its own uid); the "process" backend only applies rlimits and exists for debugging. The
+"pool" backend (``sandbox_pool``) keeps bubblewrap sandboxes running and starts samples inside them;
+"apptainer" (``sandbox_apptainer``) is for clusters. All of them classify through ``verdict_of``.
 """
 
 from __future__ import annotations
