@@ -53,3 +53,50 @@ def test_function_name_and_response_dedup():
 def test_sft_record_keeps_lineage():
     out = sft_record(_record(1))
     assert out["instruction"] == "Write add." and out["seed_id"] == "s-1" and out["verdict_id"] == "v-1"
+
+
+# Optional stages after the exact dedup: MinHash near-dedup and the final decontamination.
+
+from selfalign.decontam import BenchmarkString, humaneval_strings  # noqa: E402
+from selfalign.selection import NearDedup, code_representation, lowercased_decontaminator  # noqa: E402
+
+WORDS = "given a list of integers return the running maximum of the list as a new list of the same length".split()
+
+
+def _variant(i: int, words: list[str]) -> dict:
+    body = f"def f{i}(values):\n    return values[:{i}]"
+    return _record(i, instruction=" ".join(words), response=f"Sure.\n```python\n{body}\n```")
+
+
+def test_code_representation_keeps_definitions_without_docstrings():
+    response = '```python\nimport os\n\ndef add(a, b):\n    """Sum."""\n    return a + b\n\nclass Box:\n    "A box."\n\nprint(add(1, 2))\n```'
+    assert code_representation(response) == "def add(a, b):\n    return a + b\n\nclass Box:\n    pass"
+    assert code_representation("```python\nprint(1)\n```") == ""
+    assert code_representation("```python\ndef broken(:\n```") is None
+
+
+def test_minhash_drops_near_duplicate_instructions_keeping_the_first_in_order():
+    near = [_variant(i, WORDS[:-1] + [f"length{i}"]) for i in range(4)]  # one word differs
+    distinct = _variant(9, [f"unrelated{k}" for k in range(20)])
+    keys = [candidate_keys(r) for r in near + [distinct]]
+    exact_only, _ = select(keys, seed=3)
+    kept, dropped = select(keys, seed=3, near_dedup=NearDedup(fields=("instruction",)))
+    assert len(kept) == 2 and dropped["near_duplicate_instruction"] == 3
+    assert kept == [rid for rid in exact_only if rid in kept]  # survivors keep the shuffled order
+    assert [rid for rid in exact_only if rid != "r-009"][0] in kept  # the earliest of the cluster stays
+
+
+def test_minhash_code_pass_skips_rows_without_definitions():
+    scripts = [_record(i, instruction=f"Task {i} " + " ".join(f"w{i}x{k}" for k in range(8)), response="```python\nprint(1 + 1)\n```") for i in range(3)]
+    scripts = [{**r, "response": r["response"].replace("1 + 1", f"1 + {r['response_id'][-1]}")} for r in scripts]
+    kept, dropped = select([candidate_keys(r) for r in scripts], seed=0, dedup_function_names=False, near_dedup=NearDedup(fields=("code",)))
+    assert len(kept) == 3 and not dropped
+
+
+def test_final_decontamination_drops_rows_quoting_a_benchmark_case_insensitively():
+    problem = humaneval_strings()[0]  # HumanEval/0's docstring
+    contaminated = _record(1, instruction="Please solve: " + problem.text.upper())
+    clean = _record(2, instruction="Write a function that adds two numbers.", response=RESPONSE.replace("add", "plus"))
+    decontaminator = lowercased_decontaminator([problem, BenchmarkString("unused benchmark text", "other", "x/1")])
+    kept, dropped = select([candidate_keys(r) for r in (contaminated, clean)], seed=0, decontaminator=decontaminator)
+    assert kept == ["r-002"] and dropped == {f"contaminated_{problem.benchmark}": 1}

@@ -21,7 +21,8 @@ limits = Limits(
     memory_mb=cfg["memory_mb"],
     processes=cfg["processes"],
 )
-sandbox = make_sandbox(cfg["backend"])
+# The pool holds one sandbox per rule thread (run_many below runs that many samples at once).
+sandbox = make_sandbox(cfg["backend"], pool_start=cfg["pool_start"], apptainer_image=cfg["apptainer_image"])
 
 rows = list(read_stage(snakemake.input[0], "responses"))
 stats.seen(len(rows))
@@ -68,6 +69,8 @@ stats.kept(write_jsonl(snakemake.output.shard, out))
 stats.extra["verdicts"] = dict(sorted(counts.items()))
 stats.extra["limits"] = limits.__dict__
 stats.versions = sandbox.versions()
+if hasattr(sandbox, "close"):
+    sandbox.close()
 if counts.get("infra-error"):
     log.warning("%d samples could not be run by the sandbox (infra-error); they are kept and reported", counts["infra-error"])
 log.info("%s", stats.write(snakemake.output.stats))

@@ -1,6 +1,6 @@
 """Rule select_keep: the global choice of one passing response per instruction (seeded shuffle + dedup)."""
 
-from selfalign import selection
+from selfalign import decontam, selection
 from selfalign.rulekit import start_logging
 from selfalign.shards import StageStats, read_shards, write_json
 
@@ -9,7 +9,19 @@ cfg = dict(snakemake.params.selection)
 stats = StageStats("select_keep")
 keys = [record["selection_keys"] for record in read_shards(snakemake.input, {"selection_keys": dict})]
 stats.seen(len(keys))
-kept, dropped = selection.select(keys, seed=cfg["seed"], dedup_function_names=cfg["dedup_function_names"])
+decontaminator = None
+if cfg["decontamination"]["enabled"]:
+    decontaminator = selection.lowercased_decontaminator(decontam.humaneval_strings())
+    log.info("final decontamination against %d benchmark strings", decontaminator.size)
+near = cfg["near_dedup"]
+near_dedup = selection.NearDedup(tuple(near["fields"]), near["threshold"], near["num_perm"], near["seed"])
+kept, dropped = selection.select(
+    keys,
+    seed=cfg["seed"],
+    dedup_function_names=cfg["dedup_function_names"],
+    decontaminator=decontaminator,
+    near_dedup=near_dedup,
+)
 stats.kept(len(kept))
 for reason, count in dropped.items():
     stats.drop(reason, count)

@@ -3,7 +3,9 @@
 Each program is written to a private file and run by a fresh ``python3 -I -B`` of the workflow's own
 interpreter, so generated code sees the same Python and packages as the workflow. The "bubblewrap"
 backend isolates it (no network, read-only system, private size-capped /tmp, empty environment,
-rlimits, its own uid); the "process" backend only applies rlimits and exists for debugging.
+rlimits, its own uid); the "process" backend only applies rlimits and exists for debugging. The
+"pool" backend (``sandbox_pool``) keeps bubblewrap sandboxes running and starts samples inside them;
+"apptainer" (``sandbox_apptainer``) is for clusters. All of them classify through ``verdict_of``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -33,7 +36,7 @@ Status = Literal["pass", "fail", "timeout", "memory", "infra-error"]
 MIB = 1024 * 1024
 # Launcher tools print errors prefixed with their own name; seeing one first means the sandbox, not
 # the program, failed.
-_LAUNCHER_PREFIXES = ("bwrap:", "setpriv:", "prlimit:")
+_LAUNCHER_PREFIXES = ("bwrap:", "setpriv:", "prlimit:", "sandbox-pool:")
 _MEMORY_ERROR = re.compile(r"^MemoryError\b", re.MULTILINE)
 
 
@@ -96,6 +99,15 @@ def _interpreter_dirs() -> list[str]:
     return dirs
 
 
+def _interpreter() -> str:
+    """``sys.executable`` reached through the resolved prefix: a venv that is itself a symlink (or sits
+    below one) is bound at its real path, so the symlinked path would not exist in the sandbox."""
+    relative = os.path.relpath(sys.executable, sys.prefix)
+    if relative.startswith(".."):
+        return sys.executable
+    return os.path.join(os.path.realpath(sys.prefix), relative)
+
+
 def _ancestors(path: str) -> list[str]:
     parts = path.strip("/").split("/")[:-1]
     return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
@@ -129,7 +141,9 @@ def _classify(returncode: int, stderr: str, seconds: float, limits: Limits) -> S
     return "fail"
 
 
-def _execute(argv: list[str], limits: Limits, cwd: str, env: dict[str, str]) -> Verdict:
+def _execute(
+    argv: list[str], limits: Limits, cwd: str, env: dict[str, str], launcher_prefixes: tuple[str, ...] = _LAUNCHER_PREFIXES
+) -> Verdict:
     """Run ``argv`` in its own session, capture capped output, kill the whole group at the wall limit."""
     start = time.monotonic()
     try:
@@ -174,7 +188,15 @@ def _execute(argv: list[str], limits: Limits, cwd: str, env: dict[str, str]) -> 
         return Verdict("timeout", None, stdout, stderr, seconds)
     # Shell convention for a signal death (bwrap reports it so; Popen gives -signal without bwrap).
     returncode = 128 - proc.returncode if proc.returncode < 0 else proc.returncode
-    if returncode != 0 and stderr.startswith(_LAUNCHER_PREFIXES):
+    return verdict_of(returncode, stdout, stderr, seconds, limits, launcher_prefixes)
+
+
+def verdict_of(
+    returncode: int, stdout: str, stderr: str, seconds: float, limits: Limits,
+    launcher_prefixes: tuple[str, ...] = _LAUNCHER_PREFIXES,
+) -> Verdict:
+    """The verdict of a program that ended by itself (shell-convention ``returncode``); every backend uses it."""
+    if returncode != 0 and stderr.startswith(launcher_prefixes):
         return Verdict("infra-error", returncode, stdout, stderr, seconds)
     return Verdict(_classify(returncode, stderr, seconds, limits), returncode, stdout, stderr, seconds)
 
@@ -204,6 +226,8 @@ class _UidPool:
     workflow jobs on one node do not share uids either."""
 
     SLOTS = 256
+    _shared: _UidPool | None = None
+    _lock = threading.Lock()
 
     def __init__(self) -> None:
         base = 1_000_000 + (os.getpid() % 4_000_000) * self.SLOTS
@@ -211,13 +235,24 @@ class _UidPool:
         for slot in range(self.SLOTS):
             self.free.put(base + slot)
 
+    @classmethod
+    def shared(cls) -> _UidPool:
+        """One pool per process: every sandbox object of this process draws from the same pid-keyed range."""
+        with cls._lock:
+            if cls._shared is None:
+                cls._shared = cls()
+            return cls._shared
+
+
+ROOT_NAMESPACES = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+
 
 class BubblewrapSandbox:
     name = "bubblewrap"
 
     def __init__(self) -> None:
         self.as_root = os.geteuid() == 0
-        self.uids = _UidPool() if self.as_root else None
+        self.uids = _UidPool.shared() if self.as_root else None
         self.python_dirs = _interpreter_dirs()
 
     def _argv(self, program_path: str, limits: Limits, uid: int | None) -> list[str]:
@@ -228,10 +263,15 @@ class BubblewrapSandbox:
             # As root the uid must change for real (RLIMIT_NPROC is not enforced for root, even mapped
             # inside a user namespace), so bwrap keeps the real uid and the program drops to ``uid``
             # with setpriv; everything but the user namespace is unshared, as --unshare-all would.
-            namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+            namespaces = ROOT_NAMESPACES
             drop_privileges = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs"]
+        argv = self.bwrap_argv(namespaces, limits, ["--ro-bind", program_path, "/sandbox/main.py"])
+        return argv + drop_privileges + _rlimit_argv(limits) + [_interpreter(), "-I", "-B", "/sandbox/main.py"]
+
+    def bwrap_argv(self, namespaces: list[str], limits: Limits, binds: list[str], die_with_parent: bool = True) -> list[str]:
+        """bwrap and its options up to ``--``: the filesystem layout, environment and ``binds``."""
         mount_points = sorted({"/etc", "/sandbox", *(a for d in self.python_dirs for a in _ancestors(d))})
-        argv = ["bwrap", *namespaces, "--die-with-parent", "--new-session"]
+        argv = ["bwrap", *namespaces, *(["--die-with-parent"] if die_with_parent else []), "--new-session"]
         for directory in mount_points:  # bwrap would create them mode 0700, unreadable by the sandbox uid
             argv += ["--perms", "0755", "--dir", directory]
         argv += [
@@ -251,14 +291,12 @@ class BubblewrapSandbox:
                 argv += ["--perms", "0755", "--dir", directory]
         for directory in self.python_dirs:
             argv += ["--ro-bind", directory, directory]
-        argv += [
-            "--ro-bind", program_path, "/sandbox/main.py",
+        return argv + binds + [
             "--remount-ro", "/", "--chdir", "/tmp",
             "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp",
             "--setenv", "LANG", "C.UTF-8",
             "--",
         ]
-        return argv + drop_privileges + _rlimit_argv(limits) + [sys.executable, "-I", "-B", "/sandbox/main.py"]
 
     def run(self, program: str, limits: Limits) -> Verdict:
         uid = self.uids.free.get() if self.uids else None
@@ -292,13 +330,29 @@ class ProcessSandbox:
         return {"sandbox": self.name, "python": platform.python_version(), "interpreter": sys.executable}
 
 
-def make_sandbox(backend: str) -> Sandbox:
+BACKENDS = ("pool", "bubblewrap", "apptainer", "process")
+
+
+def make_sandbox(backend: str, pool_start: str = "fork", apptainer_image: str | None = None) -> Sandbox:
+    """The sandbox named by ``execution.backend``; "pool" falls back to "bubblewrap" where it cannot run."""
+    if backend == "pool":
+        from .sandbox_pool import PoolSandbox, PoolUnavailable
+
+        try:
+            return PoolSandbox(start=pool_start)  # type: ignore[arg-type]
+        except PoolUnavailable as err:
+            log.warning("%s: using one bubblewrap sandbox per sample instead", err)
+            return BubblewrapSandbox()
     if backend == "bubblewrap":
         return BubblewrapSandbox()
+    if backend == "apptainer":
+        from .sandbox_apptainer import ApptainerSandbox
+
+        return ApptainerSandbox(apptainer_image)
     if backend == "process":
         log.warning("sandbox backend 'process' only sets rlimits: generated code can reach the network and files")
         return ProcessSandbox()
-    raise ValueError(f"unknown sandbox backend {backend!r}: expected 'bubblewrap' or 'process'")
+    raise ValueError(f"unknown sandbox backend {backend!r}: expected one of {', '.join(BACKENDS)}")
 
 
 def run_many(

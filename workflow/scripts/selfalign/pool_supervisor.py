@@ -1,0 +1,384 @@
+"""Supervisor that runs inside one long-lived sandbox and executes samples one at a time.
+
+Started by ``sandbox_pool.PoolSandbox`` as ``python -I -B pool_supervisor.py`` inside bubblewrap (or
+Apptainer), as root of that sandbox so it can give every sample its own uid. Standard library only:
+it must not import the workflow's package, which the sandbox does not show.
+
+Protocol: one JSON request per line on stdin (``program``, ``uid``, ``limits``, ``start``), one JSON
+answer per line on stdout (``returncode``, ``timed_out``, ``stdout``, ``stderr``, ``seconds``).
+EOF on stdin ends the supervisor, and with it the sandbox.
+
+Each sample gets a process tree of its own (why each step):
+  supervisor --fork--> A: unshares pid, mount and IPC namespaces (own /proc, own SysV IPC)
+  A --fork--> B: pid 1 of the new pid namespace, root; dies with A (PDEATHSIG)
+  B --fork--> C: the sample (pid 2): session, rlimits, its own uid, clean env, cwd /tmp
+When B exits, the kernel kills everything left in that pid namespace: setsid daemons and fork bombs
+go with it. On the wall limit the supervisor kills A, hence B, hence the namespace. Afterwards
+/tmp and /dev/shm are emptied, so no file reaches the next sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import builtins
+import ctypes
+import importlib
+import io
+import json
+import os
+import resource
+import select
+import selectors
+import shutil
+import signal
+import sys
+import threading
+import time
+import traceback
+import types
+
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
+MIB = 1024 * 1024
+PROGRAM = "/sandbox/main.py"
+SETUP_FAILED = 125  # with a "sandbox-pool:" line on stderr: the host reads it as an infra-error
+ENVIRONMENT = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _setup_failed(message: str, fd: int = 2) -> None:
+    os.write(fd, f"sandbox-pool: {message}\n".encode())
+    os._exit(SETUP_FAILED)
+
+
+def _close_all_but(*keep: int) -> None:
+    """Drop inherited descriptors (the protocol pipes above all) the sample's processes must not hold."""
+    low = 0
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 16)
+
+
+def _status_code(status: int) -> int:
+    """Shell convention: 128 + signal for a signal death, as bwrap reports it."""
+    return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def _apply_limits(limits: dict) -> None:
+    cpu = int(limits["cpu_seconds"])
+    for which, value in (
+        (resource.RLIMIT_AS, limits["memory_mb"] * MIB),
+        (resource.RLIMIT_CPU, (cpu, cpu + 1)),  # soft SIGXCPU (a "timeout"), hard SIGKILL backstop
+        (resource.RLIMIT_NPROC, limits["processes"]),
+        (resource.RLIMIT_FSIZE, limits["file_size_mb"] * MIB),
+        (resource.RLIMIT_NOFILE, limits["open_files"]),
+        (resource.RLIMIT_CORE, 0),
+    ):
+        resource.setrlimit(which, value if isinstance(value, tuple) else (value, value))
+
+
+def _fresh_stdio() -> None:
+    """New stdio objects on fds 0-2, as a fresh interpreter with LANG=C.UTF-8 and pipes would have."""
+    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8")
+    sys.stdout = sys.__stdout__ = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8")
+    sys.stderr = sys.__stderr__ = io.TextIOWrapper(
+        io.BufferedWriter(io.FileIO(2, "w", closefd=False)), encoding="utf-8", errors="backslashreplace", line_buffering=True
+    )
+
+
+def _run_program_here() -> int:
+    """Run the program as ``__main__`` in this (forked) interpreter, like ``python -I -B main.py``."""
+    sys.argv = [PROGRAM]
+    main = types.ModuleType("__main__")
+    main.__file__ = PROGRAM
+    main.__builtins__ = builtins
+    main.__cached__ = None
+    sys.modules["__main__"] = main
+    code = 0
+    try:
+        with open(PROGRAM, "rb") as handle:
+            source = handle.read()
+        exec(compile(source, PROGRAM, "exec"), main.__dict__)  # module-level: globals are locals
+    except SystemExit as exit_request:
+        code = _system_exit_code(exit_request)
+    except BaseException as error:  # noqa: BLE001 - any uncaught exception ends the program with status 1
+        traceback_ = error.__traceback__
+        # Start the traceback at the program's own frame, as a fresh interpreter would.
+        error = error.with_traceback(traceback_.tb_next if traceback_ is not None else None)
+        sys.excepthook(type(error), error, error.__traceback__)
+        code = 1
+    try:  # what interpreter shutdown does: wait for non-daemon threads, atexit, flush
+        threading._shutdown()  # type: ignore[attr-defined]
+        atexit._run_exitfuncs()
+    except SystemExit as exit_request:
+        code = _system_exit_code(exit_request)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed or broken stream, as at real shutdown
+            code = code or 120
+    return code
+
+
+def _system_exit_code(exit_request: SystemExit) -> int:
+    value = exit_request.code
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value & 0xFF
+    print(value, file=sys.stderr)
+    return 1
+
+
+def _sample(request: dict, out_w: int, err_w: int) -> None:
+    """Process C: become the sample and run it (never returns)."""
+    try:
+        os.setsid()
+        os.dup2(os.open("/dev/null", os.O_RDONLY), 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        os.closerange(3, 1 << 16)
+        _apply_limits(request["limits"])
+        uid = request.get("uid")
+        if uid is not None:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)  # from root to another uid: every capability is dropped too
+            # A uid change marks the process undumpable, so its own /proc/self files would stay root's;
+            # an exec would reset that, a fork does not.
+            _check(_libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "dumpable")
+        _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+        os.chdir("/tmp")
+    except OSError as err:
+        _setup_failed(f"cannot prepare the sample: {err}")
+    if request.get("start") == "exec":
+        try:
+            os.execve(sys.executable, [sys.executable, "-I", "-B", PROGRAM], ENVIRONMENT)
+        except OSError as err:
+            _setup_failed(f"cannot execute {sys.executable}: {err}")
+    os.environ.clear()
+    os.environ.update(ENVIRONMENT)
+    _fresh_stdio()
+    os._exit(_run_program_here())
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _namespace_init(request_r: int, out_w: int, err_w: int, lifeline: int) -> None:
+    """Process B, pid 1 of the sample's namespace: mount its /proc, wait for the request, run C, reap,
+    exit with C's status."""
+    try:
+        _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
+        # getppid() reads 0 across the namespace boundary: A's end of the lifeline closing tells
+        # whether A died before PDEATHSIG was armed.
+        if select.select([lifeline], [], [], 0)[0]:
+            os._exit(SETUP_FAILED)  # A is already gone: nobody waits for this sample
+        os.close(lifeline)
+        _check(_libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "private mounts")
+        _check(_libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount /proc")
+    except OSError as err:
+        _setup_failed(str(err), err_w)
+    raw = _read_all(request_r)  # the namespace is made in advance; the sample starts on this
+    if not raw:
+        os._exit(0)  # the supervisor is ending
+    request = json.loads(raw)
+    os.close(request_r)
+    sample = os.fork()
+    if sample == 0:
+        _sample(request, out_w, err_w)
+    os.close(out_w)
+    os.close(err_w)
+    while True:  # reap orphans until the sample itself ends
+        pid, status = os.wait()
+        if pid == sample:
+            os._exit(_status_code(status))  # pid 1 leaving kills the rest of the namespace
+
+
+def _unshared_parent(request_r: int, out_w: int, err_w: int) -> None:
+    """Process A: new namespaces for its next child, then wait for that child (B)."""
+    _close_all_but(request_r, out_w, err_w)
+    try:
+        _check(_libc.unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC), "unshare")
+    except OSError as err:
+        _setup_failed(str(err), err_w)
+    lifeline_r, lifeline_w = os.pipe()
+    init = os.fork()
+    if init == 0:
+        os.close(lifeline_w)
+        _namespace_init(request_r, out_w, err_w, lifeline_r)
+    for fd in (lifeline_r, request_r, out_w, err_w):
+        os.close(fd)
+    _, status = os.waitpid(init, 0)
+    os._exit(_status_code(status))
+
+
+class _Slot:
+    """The process tree of the next sample, started before its request arrives (forks, namespaces and
+    the /proc mount are off the sample's clock); B waits on ``request_w``."""
+
+    def __init__(self) -> None:
+        request_r, self.request_w = os.pipe()
+        self.out_r, out_w = os.pipe()
+        self.err_r, err_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:
+                _unshared_parent(request_r, out_w, err_w)
+            except BaseException:  # noqa: BLE001 - a bug here must surface as an infra-error, not a hang
+                _setup_failed(traceback.format_exc(limit=4).replace("\n", " | "), err_w)
+            os._exit(SETUP_FAILED)
+        for fd in (request_r, out_w, err_w):
+            os.close(fd)
+
+    def start(self, request: dict) -> None:
+        try:
+            os.write(self.request_w, json.dumps(request).encode())
+        except BrokenPipeError:
+            pass  # the slot died while waiting: its stderr says why (an infra-error)
+        os.close(self.request_w)
+
+    def discard(self) -> None:
+        os.close(self.request_w)  # B reads EOF and leaves
+        os.waitpid(self.pid, 0)
+        _reap_all()
+        os.close(self.out_r)
+        os.close(self.err_r)
+
+
+def _reap_all() -> None:
+    """Wait for every remaining child: as subreaper the supervisor inherits an orphaned B, which exits
+    only once its namespace is empty."""
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
+class _Tail:
+    def __init__(self, cap: int):
+        self.cap, self.data = cap, bytearray()
+
+    def add(self, chunk: bytes) -> None:
+        self.data += chunk
+        if len(self.data) > self.cap:
+            del self.data[: len(self.data) - self.cap]
+
+
+def _empty(directory: str, keep: set[str]) -> None:
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if path in keep:
+            continue
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def run_one(request: dict, keep: set[str], slot: _Slot) -> dict:
+    if os.path.exists(PROGRAM):
+        os.unlink(PROGRAM)
+    with open(PROGRAM, "w", encoding="utf-8") as handle:
+        handle.write(request["program"])
+    os.chmod(PROGRAM, 0o444)
+    limits = request["limits"]
+    out_r, err_r, child = slot.out_r, slot.err_r, slot.pid
+    start = time.monotonic()
+    slot.start(request)
+    tails = {out_r: _Tail(limits["output_bytes"]), err_r: _Tail(limits["output_bytes"])}
+    deadline = start + limits["wall_seconds"]
+    pidfd = os.pidfd_open(child)
+    status: int | None = None
+    timed_out = False
+    with selectors.DefaultSelector() as selector:
+        for fd in (out_r, err_r, pidfd):
+            selector.register(fd, selectors.EVENT_READ)
+        # Until the sample's namespace is gone (its init exits when the sample does) and both pipes
+        # are drained; a daemon cannot keep them open, as it dies with the namespace.
+        while status is None or len(selector.get_map()) > 0:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 and status is None:
+                timed_out = True
+                os.kill(child, signal.SIGKILL)  # A dies, B gets PDEATHSIG, the namespace goes
+                _, status = os.waitpid(child, 0)
+                selector.unregister(pidfd)
+                remaining = 5.0
+            events = selector.select(max(remaining, 0.05) if status is None else 5.0)
+            if not events and status is not None:
+                break  # a writer outlived the namespace: cannot happen, but never hang on it
+            for key, _ in events:
+                if key.fd == pidfd:
+                    _, status = os.waitpid(child, 0)
+                    selector.unregister(pidfd)
+                    continue
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    tails[key.fd].add(chunk)
+                else:
+                    selector.unregister(key.fd)
+    seconds = time.monotonic() - start
+    for fd in (out_r, err_r, pidfd):
+        os.close(fd)
+    _reap_all()  # after a wall timeout B outlives A for a moment: wait until the namespace is gone
+    _empty("/tmp", keep)
+    _empty("/dev/shm", set())
+    return {
+        "returncode": None if timed_out else _status_code(status),
+        "timed_out": timed_out,
+        "stdout": tails[out_r].data.decode("utf-8", errors="replace"),
+        "stderr": tails[err_r].data.decode("utf-8", errors="replace"),
+        "seconds": seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--keep", action="append", default=[], help="/tmp entry holding the interpreter (a mount point)")
+    parser.add_argument("--preload", default="", help="comma-separated modules to import before forking samples")
+    args = parser.parse_args()
+    keep = set(args.keep)
+    # Imported once here, a fork finds them ready (each sample still gets its own copy of their state;
+    # random reseeds itself in every forked child).
+    for module in filter(None, args.preload.split(",")):
+        importlib.import_module(module)
+    protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(os.open("/dev/null", os.O_WRONLY), 1)  # stray prints must not corrupt the protocol
+    _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "subreaper")
+    slot = _Slot()
+    for line in sys.stdin:
+        try:
+            answer = run_one(json.loads(line), keep, slot)
+        except Exception:  # noqa: BLE001 - report, stay alive for the next sample
+            answer = {"error": traceback.format_exc(limit=3)}
+            try:
+                os.kill(slot.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _reap_all()
+        protocol_out.write(json.dumps(answer) + "\n")
+        protocol_out.flush()
+        slot = _Slot()  # the next namespace is made while the host reads the answer
+    slot.discard()
+
+
+if __name__ == "__main__":
+    main()
