@@ -64,6 +64,13 @@ def runtime(resource_class):
     return lambda wildcards, attempt: base * attempt
 
 
+def stack_shards(wildcards):
+    """The Stack's raw shards, when that source is enabled."""
+    if config["sources"]["stack"]["enabled"]:
+        return shard_paths("results/seeds/stack/{shard}.jsonl.gz")
+    return []
+
+
 def base_model():
     """The base model directory: the user's model, or the demo teacher a rule trains."""
     return config["model"]["base"] or "results/models/teacher"

@@ -1,13 +1,6 @@
 # Seed stage: extraction -> heuristics -> pyright -> decontamination -> LLM judge -> MinHash near-dedup.
 
 
-def stack_shards(wildcards):
-    """The Stack's raw shards, when that source is enabled."""
-    if config["sources"]["stack"]["enabled"]:
-        return shard_paths("results/seeds/stack/{shard}.jsonl.gz")
-    return []
-
-
 # Runs where the workflow is started (a login or transfer node with internet), not on a compute node.
 rule fetch_stack:
     output:
@@ -95,6 +88,7 @@ rule typecheck_seeds:
         stats="results/seeds/typechecked/{shard}.stats.json",
     params:
         typecheck=config["seeds"]["typecheck"],
+        heuristics=config["seeds"]["heuristics"],
     threads: CPU_THREADS
     log:
         "results/logs/typecheck_seeds/{shard}.log",
