@@ -251,6 +251,11 @@ def load_strings(path: str | os.PathLike[str]) -> list[BenchmarkString]:
 # ----------------------------------------------------------------------------------------------- matching
 
 
+def _unix_newlines(text: str) -> str:
+    # MBPP's code uses \r\n: a solution pasted into a file with \n endings must still match.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def normalised_words(text: str) -> list[str]:
     """datatrove-style normalisation: lowercase word tokens, punctuation and whitespace dropped."""
     return _WORD.findall(text.lower())
@@ -263,7 +268,8 @@ def _ngrams(words: list[str], n: int) -> Iterator[str]:
 class Decontaminator:
     """Exact substring search for many benchmark strings at once, plus optional word n-gram overlap.
 
-    ``ngram=0`` (the default, as the reference) disables the n-gram check. ``case_sensitive=False``
+    Line endings are compared as ``\n`` on both sides. ``ngram=0`` (the default, as the reference)
+    disables the n-gram check. ``case_sensitive=False``
     lowercases both sides of the substring search (the reference's final-data decontamination).
     """
 
@@ -278,6 +284,7 @@ class Decontaminator:
         for string in strings:
             if not string.text:
                 raise ValueError(f"{string.benchmark} {string.task_id}: empty benchmark string would match everything")
+            string = BenchmarkString(_unix_newlines(string.text), string.benchmark, string.task_id)
             key = string.text if case_sensitive else string.text.lower()
             if ngram:  # the first string with an n-gram names it
                 for gram in _ngrams(normalised_words(string.text), ngram):
@@ -296,6 +303,7 @@ class Decontaminator:
 
     def find(self, code: str) -> Match | None:
         """The first exact match (earliest start, then longest), else the first shared n-gram, else None."""
+        code = _unix_newlines(code)
         haystack = code if self._case_sensitive else code.lower()
         best: tuple[int, int, BenchmarkString] | None = None
         for end, string in self._automaton.iter(haystack):
