@@ -64,11 +64,9 @@ def runtime(resource_class):
     return lambda wildcards, attempt: base * attempt
 
 
-def stack_shards(wildcards):
-    """The Stack's raw shards, when that source is enabled."""
-    if config["sources"]["stack"]["enabled"]:
-        return shard_paths("results/seeds/stack/{shard}.jsonl.gz")
-    return []
+def stack_shards(pattern):
+    """Every shard of one Stack stage, when that source is enabled (else none)."""
+    return shard_paths(pattern) if config["sources"]["stack"]["enabled"] else []
 
 
 def base_model():

@@ -38,9 +38,31 @@ rule benchmark_strings:
         "../scripts/benchmark_strings.py"
 
 
+rule extract_stack_functions:
+    input:
+        "results/seeds/stack/{shard}.jsonl.gz",
+    output:
+        shard="results/seeds/stack_functions/{shard}.jsonl.gz",
+        stats="results/seeds/stack_functions/{shard}.stats.json",
+    params:
+        sources=config["sources"],
+    log:
+        "results/logs/extract_stack_functions/{shard}.log",
+    benchmark:
+        "results/benchmarks/extract_stack_functions/{shard}.tsv"
+    conda:
+        "../envs/seeds.yaml"
+    resources:
+        mem_mb=mem_mb("light"),
+        runtime=runtime("cpu"),
+    script:
+        "../scripts/extract_stack_functions.py"
+
+
 rule extract_seeds:
     input:
-        stack=stack_shards,
+        stack=stack_shards("results/seeds/stack_functions/{shard}.jsonl.gz"),
+        stack_stats=stack_shards("results/seeds/stack_functions/{shard}.stats.json"),
     output:
         shards=shard_paths("results/seeds/extracted/{shard}.jsonl"),
         stats=shard_paths("results/seeds/extracted/{shard}.stats.json"),

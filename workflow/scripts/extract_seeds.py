@@ -8,7 +8,7 @@ from pathlib import Path
 
 from selfalign import seeds
 from selfalign.rulekit import start_logging
-from selfalign.shards import StageStats, atomic_writer, dumps, read_shards
+from selfalign.shards import StageStats, atomic_writer, dumps, read_json, read_shards
 
 log = start_logging(snakemake.log[0], "extract_seeds")
 sources = dict(snakemake.params.sources)
@@ -26,15 +26,19 @@ shard_count = len(snakemake.output.shards)
 stats = [StageStats("extract", i) for i in range(shard_count)]
 skipped: Counter = Counter()
 stack_skipped: Counter = Counter()  # per Stack document, counted apart from local files
+stack_documents = 0
+for path in snakemake.input.stack_stats:
+    shard_stats = read_json(path)
+    stack_skipped.update(shard_stats["skipped"])
+    stack_documents += shard_stats["documents"]
 with contextlib.ExitStack() as stack:
     writers = [stack.enter_context(atomic_writer(path)) for path in snakemake.output.shards]
     options = dict(max_bytes=sources["max_file_bytes"], any_docstring=sources["docstring_quotes"] == "any")
     seen: set[str] = set()  # exact dedup across the local trees and The Stack
     records = itertools.chain(
         seeds.iter_seed_records(files, skipped, seen=seen, **options),
-        seeds.iter_document_records(
-            read_shards(snakemake.input.stack, {"path": str, "content": str}), stack_skipped, seen=seen, **options
-        ),
+        # The Stack's functions, parsed per shard by extract_stack_functions: only exact dedup is left
+        seeds.dedup_records(read_shards(snakemake.input.stack, {"seed_id": str, "seed": str, "source": str}), stack_skipped, seen),
     )
     for count, record in enumerate(records, start=1):
         shard = int(record["seed_id"][2:10], 16) % shard_count
@@ -49,6 +53,7 @@ with contextlib.ExitStack() as stack:
 for i, stat in enumerate(stats):
     stat.extra["files"] = len(files) if i == 0 else 0
     stat.extra["skipped"] = dict(sorted(skipped.items())) if i == 0 else {}
+    stat.extra["stack_documents"] = stack_documents if i == 0 else 0
     stat.extra["stack_skipped"] = dict(sorted(stack_skipped.items())) if i == 0 else {}
     stat.write(snakemake.output.stats[i])
 log.info(

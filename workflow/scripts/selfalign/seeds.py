@@ -167,6 +167,16 @@ def _records(
             yield {"seed_id": sid, "seed": function.text, "source": f"{name}:{function.lineno}"}
 
 
+def dedup_records(records: Iterable[dict[str, str]], skip: Counter[str], seen: set[str]) -> Iterator[dict[str, str]]:
+    """``records`` whose ``seed_id`` is not in ``seen`` (then added); the others counted as ``duplicate``."""
+    for record in records:
+        if record["seed_id"] in seen:
+            skip["duplicate"] += 1
+            continue
+        seen.add(record["seed_id"])
+        yield record
+
+
 def iter_seed_records(
     files: list[tuple[Path, Path]],
     skip: Counter[str],
