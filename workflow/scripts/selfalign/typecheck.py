@@ -17,11 +17,13 @@ Differences, on purpose:
 
 Before the check, the reference's ``--infer-imports`` step can run: ``autoimport.fix_code`` adds the
 imports a function uses but lacks (``os.path.join`` -> ``import os``) and, as autoimport does, moves
-imports inside the function to the top; on an error or after 10 s the function is left as it was.
+imports inside the function to the top; on an error, after 10 s, or when the result does not parse, the
+function is left as it was.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import importlib.metadata
@@ -82,7 +84,9 @@ def add_missing_imports(function: str, timeout: float = AUTOIMPORT_TIMEOUT) -> s
         signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
         # config={}: no pyproject.toml or user config can change what is added
-        return autoimport.fix_code(function, config={}).rstrip("\n")
+        fixed = autoimport.fix_code(function, config={}).rstrip("\n")
+        ast.parse(fixed)  # autoimport can emit code that does not parse; then the original is kept
+        return fixed
     except Exception:  # autoimport fails on code it cannot rewrite; the reference kept the original too
         return function
     finally:
