@@ -55,3 +55,22 @@ def test_a_crashing_function_costs_only_itself(tmp_path):
 def test_empty_input():
     result = typecheck([])
     assert result.checks == [] and result.pyright_runs == 0
+
+
+def test_autoimport_adds_missing_standard_imports_and_keeps_failures_unchanged():
+    from selfalign.typecheck import add_missing_imports
+
+    uses_os = 'def join(a, b):\n    """Join two paths."""\n    return os.path.join(a, b)'
+    fixed = add_missing_imports(uses_os)
+    assert fixed == "import os\n\n\n" + uses_os
+    assert typecheck([uses_os, fixed]).counts == Counter({"kept": 1, "pyright_error": 1})
+    assert add_missing_imports(CLEAN) == CLEAN
+    assert add_missing_imports("def broken(:\n    return 1") == "def broken(:\n    return 1"
+
+
+def test_import_environment_lists_the_packages_pyright_resolves_against():
+    from selfalign.typecheck import import_environment
+
+    environment = import_environment()
+    assert environment["distributions"]["pyright"] == version("pyright")
+    assert environment["packages"] == len(environment["distributions"]) and len(environment["packages_sha1"]) == 40

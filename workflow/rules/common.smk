@@ -64,6 +64,11 @@ def runtime(resource_class):
     return lambda wildcards, attempt: base * attempt
 
 
+def stack_shards(pattern):
+    """Every shard of one Stack stage, when that source is enabled (else none)."""
+    return shard_paths(pattern) if config["sources"]["stack"]["enabled"] else []
+
+
 def base_model():
     """The base model directory: the user's model, or the demo teacher a rule trains."""
     return config["model"]["base"] or "results/models/teacher"

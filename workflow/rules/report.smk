@@ -25,6 +25,7 @@ rule funnel:
 rule seeds:
     input:
         shard_paths("results/seeds/final/{shard}.jsonl"),
+        "results/seeds/decontamination_report.tsv",
 
 
 rule concepts:

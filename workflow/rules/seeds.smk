@@ -1,7 +1,68 @@
 # Seed stage: extraction -> heuristics -> pyright -> decontamination -> LLM judge -> MinHash near-dedup.
 
 
+# Runs where the workflow is started (a login or transfer node with internet), not on a compute node.
+rule fetch_stack:
+    output:
+        shards=shard_paths("results/seeds/stack/{shard}.jsonl.gz"),
+        stats=shard_paths("results/seeds/stack/{shard}.stats.json"),
+    params:
+        stack=config["sources"]["stack"],
+    localrule: True
+    log:
+        "results/logs/fetch_stack.log",
+    benchmark:
+        "results/benchmarks/fetch_stack.tsv"
+    conda:
+        "../envs/seeds.yaml"
+    script:
+        "../scripts/fetch_stack.py"
+
+
+# Benchmark strings for decontamination; downloads from the hub unless local paths are configured, so
+# it too runs where the workflow is started.
+rule benchmark_strings:
+    output:
+        strings="results/seeds/benchmarks/strings.jsonl",
+        stats="results/seeds/benchmarks/strings.stats.json",
+    params:
+        decontamination=config["seeds"]["decontamination"],
+    localrule: True
+    log:
+        "results/logs/benchmark_strings.log",
+    benchmark:
+        "results/benchmarks/benchmark_strings.tsv"
+    conda:
+        "../envs/seeds.yaml"
+    script:
+        "../scripts/benchmark_strings.py"
+
+
+rule extract_stack_functions:
+    input:
+        "results/seeds/stack/{shard}.jsonl.gz",
+    output:
+        shard="results/seeds/stack_functions/{shard}.jsonl.gz",
+        stats="results/seeds/stack_functions/{shard}.stats.json",
+    params:
+        sources=config["sources"],
+    log:
+        "results/logs/extract_stack_functions/{shard}.log",
+    benchmark:
+        "results/benchmarks/extract_stack_functions/{shard}.tsv"
+    conda:
+        "../envs/seeds.yaml"
+    resources:
+        mem_mb=mem_mb("light"),
+        runtime=runtime("cpu"),
+    script:
+        "../scripts/extract_stack_functions.py"
+
+
 rule extract_seeds:
+    input:
+        stack=stack_shards("results/seeds/stack_functions/{shard}.jsonl.gz"),
+        stack_stats=stack_shards("results/seeds/stack_functions/{shard}.stats.json"),
     output:
         shards=shard_paths("results/seeds/extracted/{shard}.jsonl"),
         stats=shard_paths("results/seeds/extracted/{shard}.stats.json"),
@@ -49,6 +110,7 @@ rule typecheck_seeds:
         stats="results/seeds/typechecked/{shard}.stats.json",
     params:
         typecheck=config["seeds"]["typecheck"],
+        heuristics=config["seeds"]["heuristics"],
     threads: CPU_THREADS
     log:
         "results/logs/typecheck_seeds/{shard}.log",
@@ -65,7 +127,8 @@ rule typecheck_seeds:
 
 rule decontaminate_seeds:
     input:
-        "results/seeds/typechecked/{shard}.jsonl",
+        shard="results/seeds/typechecked/{shard}.jsonl",
+        strings="results/seeds/benchmarks/strings.jsonl",
     output:
         shard="results/seeds/decontaminated/{shard}.jsonl",
         removed="results/seeds/decontaminated/{shard}.removed.jsonl",
@@ -83,6 +146,22 @@ rule decontaminate_seeds:
         runtime=runtime("light"),
     script:
         "../scripts/decontaminate_seeds.py"
+
+
+rule decontamination_report:
+    input:
+        shard_paths("results/seeds/decontaminated/{shard}.removed.jsonl"),
+    output:
+        "results/seeds/decontamination_report.tsv",
+    localrule: True
+    log:
+        "results/logs/decontamination_report.log",
+    benchmark:
+        "results/benchmarks/decontamination_report.tsv"
+    conda:
+        "../envs/seeds.yaml"
+    script:
+        "../scripts/decontamination_report.py"
 
 
 rule judge_seeds:

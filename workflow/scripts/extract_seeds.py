@@ -1,13 +1,14 @@
-"""Rule extract_seeds: top-level functions with a docstring and `return <expr>` from the configured code trees,
-exact-deduplicated and partitioned into shards by content hash (so duplicates always meet in one shard)."""
+"""Rule extract_seeds: top-level functions with a docstring and `return <expr>` from the configured code trees
+and, when enabled, The Stack's raw shards, exact-deduplicated and partitioned into shards by content hash (so duplicates always meet in one shard)."""
 
 import contextlib
+import itertools
 from collections import Counter
 from pathlib import Path
 
 from selfalign import seeds
 from selfalign.rulekit import start_logging
-from selfalign.shards import StageStats, atomic_writer, dumps
+from selfalign.shards import StageStats, atomic_writer, dumps, read_json, read_shards
 
 log = start_logging(snakemake.log[0], "extract_seeds")
 sources = dict(snakemake.params.sources)
@@ -24,13 +25,20 @@ log.info("%d files under %d tree(s)", len(files), len(roots))
 shard_count = len(snakemake.output.shards)
 stats = [StageStats("extract", i) for i in range(shard_count)]
 skipped: Counter = Counter()
+stack_skipped: Counter = Counter()  # per Stack document, counted apart from local files
+stack_documents = 0
+for path in snakemake.input.stack_stats:
+    shard_stats = read_json(path)
+    stack_skipped.update(shard_stats["skipped"])
+    stack_documents += shard_stats["documents"]
 with contextlib.ExitStack() as stack:
     writers = [stack.enter_context(atomic_writer(path)) for path in snakemake.output.shards]
-    records = seeds.iter_seed_records(
-        files,
-        skipped,
-        max_bytes=sources["max_file_bytes"],
-        any_docstring=sources["docstring_quotes"] == "any",
+    options = dict(max_bytes=sources["max_file_bytes"], any_docstring=sources["docstring_quotes"] == "any")
+    seen: set[str] = set()  # exact dedup across the local trees and The Stack
+    records = itertools.chain(
+        seeds.iter_seed_records(files, skipped, seen=seen, **options),
+        # The Stack's functions, parsed per shard by extract_stack_functions: only exact dedup is left
+        seeds.dedup_records(read_shards(snakemake.input.stack, {"seed_id": str, "seed": str, "source": str}), stack_skipped, seen),
     )
     for count, record in enumerate(records, start=1):
         shard = int(record["seed_id"][2:10], 16) % shard_count
@@ -45,5 +53,12 @@ with contextlib.ExitStack() as stack:
 for i, stat in enumerate(stats):
     stat.extra["files"] = len(files) if i == 0 else 0
     stat.extra["skipped"] = dict(sorted(skipped.items())) if i == 0 else {}
+    stat.extra["stack_documents"] = stack_documents if i == 0 else 0
+    stat.extra["stack_skipped"] = dict(sorted(stack_skipped.items())) if i == 0 else {}
     stat.write(snakemake.output.stats[i])
-log.info("extracted %d functions; skipped %s", sum(s.records_out for s in stats), dict(skipped))
+log.info(
+    "extracted %d functions; skipped files %s; skipped Stack documents %s",
+    sum(s.records_out for s in stats),
+    dict(skipped),
+    dict(stack_skipped),
+)

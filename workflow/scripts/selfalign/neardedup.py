@@ -1,8 +1,15 @@
 """MinHash-LSH near-deduplication of seeds (datasketch 2.0), in two phases.
 
-1. ``signatures``: MinHash per record, computable per shard in parallel and saved as ``.npz``.
-2. ``cluster``: one serial MinHashLSH pass over all shards' signatures, union-find over the
-   candidate pairs, and a representative per cluster; ``keep_set`` is the ids to keep.
+1. ``signatures``: MinHash per record with ``MinHash.bulk`` (one shared set of permutations, chunks
+   of ``BULK_CHUNK`` documents), computable per shard in parallel and saved as ``.npz``: only the
+   hash values, the compact form ``LeanMinHash`` keeps.
+2. ``cluster``: one pass over all shards' signatures. The bands are cut with datasketch's optimal
+   (b, r) for the threshold, exactly as ``MinHashLSH`` cuts them, but bucketed with numpy over the
+   whole signature matrix; every bucket links its members to its first one, and connected
+   components of those links are the clusters (the same clusters as inserting each ``LeanMinHash``
+   into a ``MinHashLSH`` and closing over its query results, ``cluster_with_lsh``, which the tests
+   and the benchmark compare against). The representative is the cluster's smallest id.
+3. Per shard, ``keep_set`` is the ids to keep (the rule ``final_seeds`` filters the shard with it).
 
 Shingling follows the defaults of ChenghaoMou/text-dedup, which the reference used for the seed
 near-dedup at Jaccard 0.5: tokens ``re.split(r"\\W+", text.lower())`` without empties, word 5-grams
@@ -19,11 +26,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from .shards import atomic_path
@@ -32,13 +42,14 @@ NGRAM = 5
 DEFAULT_NUM_PERM = 128
 DEFAULT_SEED = 42  # text-dedup's default seed
 DEFAULT_THRESHOLD = 0.5  # the reference's seed near-dedup threshold
+BULK_CHUNK = 4096
 _NON_WORD = re.compile(r"\W+")
 
 
 @dataclass
 class Signatures:
     ids: list[str]
-    hashvalues: np.ndarray  # shape (len(ids), num_perm), one MinHash per row
+    hashvalues: np.ndarray  # shape (len(ids), num_perm), one MinHash per row; uint32 when the values fit
     num_perm: int
     seed: int
     scheme: str  # datasketch permutation scheme; sketches of different schemes cannot be compared
@@ -74,11 +85,16 @@ def signatures(
             ids.append(record[id_field])
             yield shingles(record[text_field])
 
-    # MinHash.generator is the streaming form of MinHash.bulk (one shared init, one copy per document),
-    # so only the hash values, not a MinHash object per record, are held in memory.
+    # MinHash.bulk shares one set of permutations across documents; chunks bound the MinHash objects
+    # alive at once, and only the hash values are kept.
     template = MinHash(num_perm=num_perm, seed=seed)
-    rows = [sketch.hashvalues for sketch in MinHash.generator(shingle_sets(), num_perm=num_perm, seed=seed)]
+    rows: list[np.ndarray] = []
+    sets = shingle_sets()
+    while chunk := list(islice(sets, BULK_CHUNK)):
+        rows.extend(sketch.hashvalues for sketch in MinHash.bulk(chunk, num_perm=num_perm, seed=seed))
     values = np.stack(rows) if rows else np.empty((0, num_perm), dtype=template.hashvalues.dtype)
+    if values.size and values.max() <= np.iinfo(np.uint32).max:  # datasketch's default scheme: 32-bit values
+        values = values.astype(np.uint32)  # half the disk and memory of the global step; LeanMinHash widens again
     return Signatures(ids, values, num_perm, seed, template.scheme)
 
 
@@ -139,13 +155,75 @@ def _merged(signatures_list: list[Signatures], num_perm: int) -> dict[str, tuple
     return merged
 
 
+def _matrix(signatures_list: list[Signatures], num_perm: int) -> tuple[list[str], np.ndarray]:
+    """Sorted distinct ids and their hash values (one row each) over all shards."""
+    if any(sigs.num_perm != num_perm for sigs in signatures_list):
+        raise ValueError(f"signatures with num_perm {[s.num_perm for s in signatures_list]}, expected {num_perm}")
+    if len({(sigs.seed, sigs.scheme) for sigs in signatures_list if sigs.ids}) > 1:
+        raise ValueError("signatures were computed with different seeds or schemes and cannot be compared")
+    ids = np.array([sid for sigs in signatures_list for sid in sigs.ids], dtype=str)
+    values = np.concatenate([sigs.hashvalues for sigs in signatures_list]) if signatures_list else np.empty((0, num_perm))
+    order = np.argsort(ids, kind="stable")
+    ids, values = ids[order], values[order]
+    first = np.ones(len(ids), dtype=bool)
+    first[1:] = ids[1:] != ids[:-1]
+    repeats = np.flatnonzero(~first)
+    if repeats.size:  # an id seen twice (in two shards) must carry the same sketch
+        heads = np.maximum.accumulate(np.where(first, np.arange(len(ids)), 0))
+        differs = np.any(values[repeats] != values[heads[repeats]], axis=1)
+        if differs.any():
+            raise ValueError(f"id {ids[repeats[differs][0]]} has two different signatures")
+    values = values[first]
+    if values.size and values.max() <= np.iinfo(np.uint32).max:  # datasketch's values fit 32 bits: half the memory
+        values = values.astype(np.uint32)
+    return ids[first].tolist(), np.ascontiguousarray(values)
+
+
+def band_layout(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows per band) that datasketch's MinHashLSH picks for ``threshold`` and ``num_perm``."""
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    return lsh.b, lsh.r
+
+
 def cluster(
     signatures_list: list[Signatures], threshold: float = DEFAULT_THRESHOLD, num_perm: int = DEFAULT_NUM_PERM
 ) -> dict[str, str]:
     """Map every id to its cluster's representative, the smallest id in the cluster.
 
-    Ids are indexed in sorted order and union-find closes over all LSH candidate pairs, so the
-    result does not depend on the order of shards or records.
+    Two ids are linked when all ``r`` hash values of one of the ``b`` bands are equal (an LSH
+    candidate pair); clusters are the connected components. Ids are sorted first, so the result does
+    not depend on the order of shards or records.
+    """
+    ids, values = _matrix(signatures_list, num_perm)
+    count = len(ids)
+    if count == 0:
+        return {}
+    bands, rows = band_layout(threshold, num_perm)
+    index = np.arange(count)
+    sources, targets = [], []
+    for band in range(bands):
+        block = np.ascontiguousarray(values[:, band * rows : (band + 1) * rows])
+        keys = block.view(np.dtype((np.void, block.dtype.itemsize * rows))).ravel()
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        head = first[inverse.ravel()]  # the bucket's first (smallest) row
+        linked = head != index
+        sources.append(index[linked])
+        targets.append(head[linked])
+    source, target = np.concatenate(sources), np.concatenate(targets)
+    graph = coo_matrix((np.ones(len(source), dtype=np.int8), (source, target)), shape=(count, count))
+    _, labels = connected_components(graph, directed=False)
+    smallest = np.full(labels.max() + 1, count)
+    np.minimum.at(smallest, labels, index)  # rows are in id order: the smallest row is the smallest id
+    representative = smallest[labels]
+    return {sid: ids[rep] for sid, rep in zip(ids, representative.tolist())}
+
+
+def cluster_with_lsh(
+    signatures_list: list[Signatures], threshold: float = DEFAULT_THRESHOLD, num_perm: int = DEFAULT_NUM_PERM
+) -> dict[str, str]:
+    """``cluster`` computed one ``LeanMinHash`` at a time through ``MinHashLSH`` query/insert and union-find.
+
+    The slow, obviously-right form: tests and the benchmark check that ``cluster`` agrees with it.
     """
     merged = _merged(signatures_list, num_perm)
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)

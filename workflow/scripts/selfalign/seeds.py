@@ -13,8 +13,9 @@ import ast
 import re
 import sysconfig
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from .records import seed_id
@@ -113,13 +114,14 @@ class _SkipFile(Exception):
     """A file the scan cannot use; the message is the reason counted for it."""
 
 
-def _read_source(path: Path, max_bytes: int) -> str:
-    try:
-        if path.stat().st_size > max_bytes:
+def _check_text(data: bytes | str, max_bytes: int) -> str:
+    """The source text of one file or document, or ``_SkipFile`` with the reason."""
+    if isinstance(data, str):  # a dataset row: already decoded by its publisher
+        if len(data) * 4 > max_bytes and len(data.encode("utf-8", "surrogatepass")) > max_bytes:  # UTF-8: <= 4 bytes a char
             raise _SkipFile("too_large")
-        data = path.read_bytes()
-    except OSError:
-        raise _SkipFile("unreadable") from None
+        if "\0" in data[:BINARY_PROBE_BYTES]:
+            raise _SkipFile("binary")
+        return data.removeprefix("\ufeff")
     if b"\0" in data[:BINARY_PROBE_BYTES]:
         raise _SkipFile("binary")
     try:
@@ -128,8 +130,17 @@ def _read_source(path: Path, max_bytes: int) -> str:
         raise _SkipFile("not_utf8") from None
 
 
-def _functions_in(path: Path, max_bytes: int, any_docstring: bool) -> list[ExtractedFunction]:
-    source = _read_source(path, max_bytes)
+def _read_source(path: Path, max_bytes: int) -> str:
+    try:
+        if path.stat().st_size > max_bytes:
+            raise _SkipFile("too_large")
+        data = path.read_bytes()
+    except OSError:
+        raise _SkipFile("unreadable") from None
+    return _check_text(data, max_bytes)
+
+
+def _parse(source: str, any_docstring: bool) -> list[ExtractedFunction]:
     try:
         return extract_functions(source, any_docstring)
     except (SyntaxError, ValueError):
@@ -138,27 +149,58 @@ def _functions_in(path: Path, max_bytes: int, any_docstring: bool) -> list[Extra
         raise _SkipFile("too_deep") from None
 
 
-def iter_seed_records(
-    files: list[tuple[Path, Path]], skip: Counter[str], max_bytes: int = 1_000_000, any_docstring: bool = False
+def _records(
+    documents: Iterable[tuple[str, Callable[[], str]]], skip: Counter[str], seen: set[str], any_docstring: bool
 ) -> Iterator[dict[str, str]]:
-    """Yield ``{"seed_id", "seed", "source"}`` for every extracted function, exact-deduplicated.
-
-    Files that are too large, unreadable, binary, not UTF-8 or do not parse are counted in ``skip``
-    under that reason; a function whose text was already yielded is counted as ``duplicate``.
-    ``source`` is ``<path relative to its root>:<line>``, so no machine path leaks into the data.
-    """
-    seen: set[str] = set()
-    for root, path in files:
+    for name, load in documents:
         try:
-            functions = _functions_in(path, max_bytes, any_docstring)
+            functions = _parse(load(), any_docstring)
         except _SkipFile as skipped:
             skip[str(skipped)] += 1
             continue
-        relative = path.relative_to(root).as_posix()
         for function in functions:
             sid = seed_id(function.text)
             if sid in seen:
                 skip["duplicate"] += 1
                 continue
             seen.add(sid)
-            yield {"seed_id": sid, "seed": function.text, "source": f"{relative}:{function.lineno}"}
+            yield {"seed_id": sid, "seed": function.text, "source": f"{name}:{function.lineno}"}
+
+
+def dedup_records(records: Iterable[dict[str, str]], skip: Counter[str], seen: set[str]) -> Iterator[dict[str, str]]:
+    """``records`` whose ``seed_id`` is not in ``seen`` (then added); the others counted as ``duplicate``."""
+    for record in records:
+        if record["seed_id"] in seen:
+            skip["duplicate"] += 1
+            continue
+        seen.add(record["seed_id"])
+        yield record
+
+
+def iter_seed_records(
+    files: list[tuple[Path, Path]],
+    skip: Counter[str],
+    max_bytes: int = 1_000_000,
+    any_docstring: bool = False,
+    seen: set[str] | None = None,
+) -> Iterator[dict[str, str]]:
+    """Yield ``{"seed_id", "seed", "source"}`` for every extracted function, exact-deduplicated.
+
+    Files that are too large, unreadable, binary, not UTF-8 or do not parse are counted in ``skip``
+    under that reason; a function whose text was already yielded (or is in ``seen``) is counted as
+    ``duplicate``. ``source`` is ``<path relative to its root>:<line>``, so no machine path leaks into the data.
+    """
+    documents = ((path.relative_to(root).as_posix(), partial(_read_source, path, max_bytes)) for root, path in files)
+    yield from _records(documents, skip, set() if seen is None else seen, any_docstring)
+
+
+def iter_document_records(
+    documents: Iterable[dict[str, str]],
+    skip: Counter[str],
+    max_bytes: int = 1_000_000,
+    any_docstring: bool = False,
+    seen: set[str] | None = None,
+) -> Iterator[dict[str, str]]:
+    """As ``iter_seed_records``, for in-memory ``{"path", "content"}`` documents (dataset rows)."""
+    pairs = ((doc["path"], partial(_check_text, doc["content"], max_bytes)) for doc in documents)
+    yield from _records(pairs, skip, set() if seen is None else seen, any_docstring)

@@ -11,11 +11,22 @@ Differences, on purpose:
 - Results are read from ``--outputjson`` instead of scraping the text report.
 - A batch that crashes or times out is bisected, so one bad function costs that function only
   (reported as ``pyright_crash`` / ``pyright_timeout``), where the reference lost the whole batch.
+- Batches run in parallel, one pyright process per worker thread of the rule.
+- The packages of the running interpreter, which decide which imports resolve, are listed by
+  ``import_environment`` for the stage stats.
+
+Before the check, the reference's ``--infer-imports`` step can run: ``autoimport.fix_code`` adds the
+imports a function uses but lacks (``os.path.join`` -> ``import os``) and, as autoimport does, moves
+imports inside the function to the top; on an error, after 10 s, or when the result does not parse, the
+function is left as it was.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import hashlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -23,6 +34,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +63,48 @@ class _PyrightFailure(Exception):
     def __init__(self, reason: str, detail: str):
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail = reason, detail
+
+
+AUTOIMPORT_TIMEOUT = 10  # seconds per function, as the reference's SIGALRM
+
+
+def add_missing_imports(function: str, timeout: float = AUTOIMPORT_TIMEOUT) -> str:
+    """``function`` with the imports it uses but lacks added on top (autoimport), or unchanged on failure.
+
+    The timeout uses SIGALRM, so it applies only in the main thread (elsewhere there is none).
+    """
+    import autoimport
+
+    def _expired(signum: int, frame: object) -> None:
+        raise TimeoutError
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGALRM, _expired) if in_main else None
+    if in_main:
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        # config={}: no pyproject.toml or user config can change what is added
+        fixed = autoimport.fix_code(function, config={}).rstrip("\n")
+        ast.parse(fixed)  # autoimport can emit code that does not parse; then the original is kept
+        return fixed
+    except Exception:  # autoimport fails on code it cannot rewrite; the reference kept the original too
+        return function
+    finally:
+        if in_main:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+def import_environment() -> dict[str, object]:
+    """The interpreter pyright resolves imports against and its installed distributions, for the stats."""
+    packages = sorted({(dist.metadata["Name"] or "?", dist.version) for dist in importlib.metadata.distributions()})
+    listing = "\n".join(f"{name}=={version}" for name, version in packages)
+    return {
+        "python": platform.python_version(),
+        "packages": len(packages),
+        "packages_sha1": hashlib.sha1(listing.encode()).hexdigest(),
+        "distributions": dict(packages),
+    }
 
 
 def pyright_command() -> list[str]:

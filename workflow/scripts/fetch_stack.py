@@ -1,0 +1,35 @@
+"""Rule fetch_stack: stream The Stack v1 (or local files laid out as the hub serves them) into N raw shards.
+
+Run on a machine with internet and HF_TOKEN exported for the gated datasets; the token is read from the
+environment by the hub client and scrubbed from this rule's log.
+"""
+
+import contextlib
+import os
+
+from selfalign import stack
+from selfalign.rulekit import start_logging
+from selfalign.shards import StageStats, atomic_writer, dumps
+
+log = start_logging(snakemake.log[0], "fetch_stack")
+stack.redact_secrets(log)
+cfg = dict(snakemake.params.stack)
+where = f"local files {list(cfg['local_files'])}" if cfg["local_files"] else f"{cfg['dataset']} ({cfg['data_dir'] or 'all'}, {cfg['split']})"
+log.info("streaming %s; a token is %s", where, "set" if any(os.environ.get(v) for v in stack.SECRET_VARIABLES) else "not set")
+
+shard_count = len(snakemake.output.shards)
+stats = [StageStats("fetch_stack", i) for i in range(shard_count)]
+documents = stack.stack_documents(stack.stream_rows(cfg), cfg["text_field"], cfg["path_field"], cfg["limit"])
+with contextlib.ExitStack() as exit_stack:
+    writers = [exit_stack.enter_context(atomic_writer(path)) for path in snakemake.output.shards]
+    for index, document in enumerate(documents):
+        shard = index % shard_count  # round robin: the stream's order is fixed, so the layout is too
+        writers[shard].write(dumps(document) + "\n")
+        stats[shard].seen()
+        stats[shard].kept()
+        if (index + 1) % 100_000 == 0:
+            log.info("%d rows", index + 1)
+for i, stat in enumerate(stats):
+    stat.extra["source"] = where
+    stat.write(snakemake.output.stats[i])
+log.info("%d rows into %d shards", sum(s.records_out for s in stats), shard_count)
