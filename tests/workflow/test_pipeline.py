@@ -107,8 +107,10 @@ def test_tuned_model_reloads_offline_and_generates(run):
 def test_scores_for_base_and_tuned_model_and_printed_funnel(run):
     results, completed = run
     for model in ("base", "tuned"):
-        scores = json.loads((results / f"scores/{model}/humaneval.json").read_text())
-        assert scores["problems"] == 40 and 0.0 <= scores["pass@1"] <= 1.0
+        for benchmark in ("humaneval", "mbpp"):
+            scores = json.loads((results / f"scores/{model}/{benchmark}.json").read_text())
+            assert scores["problems"] == min(40, scores["dataset"]["problems"])
+            assert 0.0 <= scores["plus"]["pass@1"] <= scores["base"]["pass@1"] <= 1.0
     assert "# Funnel" in completed.stdout
     tsv = (results / "report/funnel.tsv").read_text()
     assert "typecheck" in tsv and "select_keep" in tsv
