@@ -130,7 +130,7 @@ def check_solutions(
     sandbox: Sandbox,
     memory_mb: int,
     workers: int,
-    chunk_size: int = 8,
+    chunk_size: int = 16,
 ) -> dict[str, dict[str, str]]:
     """task id -> {"base": status, "plus": status}, statuses as evalplus reports them (pass, fail,
     timeout). A sandbox run that ends without a result for each of its solutions raises: counting
