@@ -1,17 +1,6 @@
 # Scores: EvalPlus HumanEval(+) and MBPP(+), greedy pass@1, of the base model and of the tuned model.
 
 
-wildcard_constraints:
-    benchmark="humaneval|mbpp",
-
-
-def score_paths(pattern="results/scores/{model}/{benchmark}.json"):
-    """Every (model, benchmark) score file of the configured benchmarks."""
-    return expand(
-        pattern, model=["base", "tuned"], benchmark=config["evaluation"]["benchmarks"]
-    )
-
-
 # A local rule: fetching an EvalPlus release needs internet, which login nodes usually have.
 rule evalplus_data:
     output:
