@@ -23,6 +23,8 @@ from selfalign.sft import (
     SFTCollator,
     gradient_accumulation_steps,
     instruct_chat_template,
+    last_complete_checkpoint,
+    loss_tsv,
     tokenize_example,
     zero_dropout,
 )
@@ -243,3 +245,24 @@ def test_a_killed_zero3_job_resumes_from_its_last_checkpoint(tmp_path: Path, bas
     assert model.model.embed_tokens.weight.shape[0] == model.config.vocab_size
     rows = (output / "loss.tsv").read_text().splitlines()
     assert rows[0] == "step\tepoch\tloss\tlearning_rate" and len(rows) == 17
+
+
+def test_resume_skips_a_half_written_checkpoint(tmp_path: Path) -> None:
+    for step, complete in ((4, True), (8, True), (12, False)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if complete:
+            (folder / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-x").mkdir()  # not a checkpoint of ours: left alone
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-4", "checkpoint-8", "checkpoint-x"]
+    assert last_complete_checkpoint(tmp_path / "missing") is None
+
+
+def test_loss_tsv_has_one_row_per_logged_step() -> None:
+    history = [
+        {"step": 1, "epoch": 0.5, "loss": 2.5, "learning_rate": 0.0, "grad_norm": 1.0},
+        {"step": 2, "epoch": 1.0, "loss": 2.0, "learning_rate": 1e-5},
+        {"step": 2, "train_runtime": 3.0},  # the summary entry is not a step
+    ]
+    assert loss_tsv(history) == "step\tepoch\tloss\tlearning_rate\n1\t0.5\t2.5\t0.0\n2\t1.0\t2.0\t1e-05\n"
