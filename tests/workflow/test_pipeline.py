@@ -104,6 +104,13 @@ def test_tuned_model_reloads_offline_and_generates(run):
     assert stats["world_size"] == 2
 
 
+def test_loss_falls_over_the_demo_training(run):
+    results, _ = run
+    rows = [line.split("\t") for line in (results / "models/tuned/loss.tsv").read_text().splitlines()[1:]]
+    losses = [float(row[2]) for row in rows]
+    assert len(losses) >= 4 and sum(losses[-2:]) / 2 < sum(losses[:2]) / 2, losses
+
+
 def test_scores_for_base_and_tuned_model_and_printed_funnel(run):
     results, completed = run
     for model in ("base", "tuned"):
