@@ -16,5 +16,10 @@ def test_funnel_sums_shards_in_pipeline_order(tmp_path):
     assert [r["stage"] for r in rows] == ["typecheck", "judge"]
     assert (rows[1]["in"], rows[1]["out"], dict(rows[1]["dropped"])) == (18, 14, {"judged_no": 4})
     assert "judge\t18\t14\t4\tjudged_no 4" in to_tsv(rows)
-    markdown = to_markdown(rows, [{"model": "base", "prompt_style": "completion", "pass@1": 0.5, "passed": 1, "problems": 2}])
-    assert "| docstring judge | 18 | 14 | judged_no 4 |" in markdown and "| base | completion | 0.500 | 1/2 |" in markdown
+    score = {
+        "model": "base", "benchmark": "mbpp", "dataset": {"version": "MBPP+ v0.2.0"}, "prompt_style": "completion",
+        "base": {"pass@1": 0.5, "passed": 1}, "plus": {"pass@1": 0.25, "passed": 1}, "problems": 4,
+    }
+    markdown = to_markdown(rows, [score])
+    assert "| docstring judge | 18 | 14 | judged_no 4 |" in markdown
+    assert "| mbpp | MBPP+ v0.2.0 | base | completion | 0.500 | 0.250 | 4 |" in markdown

@@ -5,8 +5,10 @@ from __future__ import annotations
 import ast
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,8 @@ from selfalign.sft import (
     SFTCollator,
     gradient_accumulation_steps,
     instruct_chat_template,
+    last_complete_checkpoint,
+    loss_tsv,
     tokenize_example,
     zero_dropout,
 )
@@ -198,3 +202,67 @@ def test_sft_on_two_ranks_with_zero2(tmp_path: Path, base_model_dir: Path) -> No
     assert int(new_tokens) > 0
     tokenizer = AutoTokenizer.from_pretrained(output)
     assert tokenizer.chat_template == instruct_chat_template()
+
+
+def test_a_killed_zero3_job_resumes_from_its_last_checkpoint(tmp_path: Path, base_model_dir: Path) -> None:
+    """Kill the launcher (all ranks) after the first checkpoint, start it again: it goes on from there."""
+    data = tmp_path / "sft.jsonl"
+    write_jsonl(data, ROWS + [LONG_ROW])
+    output = tmp_path / "sft" / "model"
+    checkpoints = tmp_path / "sft" / "model.checkpoints"
+    sft_args = [
+        "--model", str(base_model_dir), "--data", str(data), "--output", str(output), "--zero-stage", "3",
+        "--epochs", "4", "--lr", "1e-2", "--target-batch", "4", "--per-device-batch", "1",
+        "--max-length", "128", "--save-steps", "2",
+    ]
+    env = launch_env(2, {**os.environ, "HF_HUB_OFFLINE": "1"})
+    with open(tmp_path / "killed.log", "w") as log:
+        first = subprocess.Popen(  # own session: killing its group kills the launcher and both ranks
+            launch_command(2, free_port(), sft_args), env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 300
+        while not list(checkpoints.glob("checkpoint-*/trainer_state.json")):
+            assert first.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.2)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert not output.exists()
+
+    run_launch(launch_command(2, free_port(), sft_args), env, tmp_path / "resumed.log")
+    stats = json.loads((output / "train_stats.json").read_text())
+    resumed_step = int(Path(stats["resumed_from"]).name.split("-")[1])
+    assert 2 <= resumed_step < stats["steps"] == 4 * 4, stats["resumed_from"]
+    assert [entry["step"] for entry in stats["log"]] == list(range(1, 17))  # history restored, then continued
+    assert stats["optimizer"] == {
+        "class": "Adafactor", "lr": 1e-2, "scale_parameter": False, "relative_step": False,
+        "warmup_init": False, "weight_decay": 0.0,
+    }
+    # ZeRO-3 gathered the partitioned weights into a loadable model, and the curve is saved as TSV.
+    assert (output / "model.safetensors").is_file()
+    model = LlamaForCausalLM.from_pretrained(output)
+    assert model.model.embed_tokens.weight.shape[0] == model.config.vocab_size
+    rows = (output / "loss.tsv").read_text().splitlines()
+    assert rows[0] == "step\tepoch\tloss\tlearning_rate" and len(rows) == 17
+
+
+def test_resume_skips_a_half_written_checkpoint(tmp_path: Path) -> None:
+    for step, complete in ((4, True), (8, True), (12, False)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if complete:
+            (folder / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-x").mkdir()  # not a checkpoint of ours: left alone
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-4", "checkpoint-8", "checkpoint-x"]
+    assert last_complete_checkpoint(tmp_path / "missing") is None
+
+
+def test_loss_tsv_has_one_row_per_logged_step() -> None:
+    history = [
+        {"step": 1, "epoch": 0.5, "loss": 2.5, "learning_rate": 0.0, "grad_norm": 1.0},
+        {"step": 2, "epoch": 1.0, "loss": 2.0, "learning_rate": 1e-5},
+        {"step": 2, "train_runtime": 3.0},  # the summary entry is not a step
+    ]
+    assert loss_tsv(history) == "step\tepoch\tloss\tlearning_rate\n1\t0.5\t2.5\t0.0\n2\t1.0\t2.0\t1e-05\n"

@@ -104,11 +104,20 @@ def test_tuned_model_reloads_offline_and_generates(run):
     assert stats["world_size"] == 2
 
 
+def test_loss_falls_over_the_demo_training(run):
+    results, _ = run
+    rows = [line.split("\t") for line in (results / "models/tuned/loss.tsv").read_text().splitlines()[1:]]
+    losses = [float(row[2]) for row in rows]
+    assert len(losses) >= 4 and sum(losses[-2:]) / 2 < sum(losses[:2]) / 2, losses
+
+
 def test_scores_for_base_and_tuned_model_and_printed_funnel(run):
     results, completed = run
     for model in ("base", "tuned"):
-        scores = json.loads((results / f"scores/{model}/humaneval.json").read_text())
-        assert scores["problems"] == 40 and 0.0 <= scores["pass@1"] <= 1.0
+        for benchmark in ("humaneval", "mbpp"):
+            scores = json.loads((results / f"scores/{model}/{benchmark}.json").read_text())
+            assert scores["problems"] == min(40, scores["dataset"]["problems"])
+            assert 0.0 <= scores["plus"]["pass@1"] <= scores["base"]["pass@1"] <= 1.0
     assert "# Funnel" in completed.stdout
     tsv = (results / "report/funnel.tsv").read_text()
     assert "typecheck" in tsv and "select_keep" in tsv

@@ -37,7 +37,7 @@ def test_dry_run_plans_every_stage(tmp_path):
     for rule in (
         "extract_seeds", "typecheck_seeds", "decontaminate_seeds", "judge_seeds", "near_dedup_seeds",
         "generate_concepts", "generate_instructions", "generate_responses", "execute_responses",
-        "select_keep", "assemble_sft_data", "train_sft", "score_humaneval", "funnel",
+        "select_keep", "assemble_sft_data", "train_sft", "evalplus_data", "score_evalplus", "funnel",
     ):
         assert rule in result.stdout, rule
 

@@ -36,6 +36,7 @@ GPU_THREADS = config["resources"]["gpu_threads"]
 wildcard_constraints:
     shard=r"\d+",
     model="base|tuned",
+    benchmark="humaneval|mbpp",
 
 
 def shard_paths(pattern):
@@ -76,6 +77,15 @@ def base_model():
 
 def model_dir(wildcards):
     return base_model() if wildcards.model == "base" else "results/models/tuned"
+
+
+def score_paths():
+    """Every EvalPlus score file: each configured benchmark, base and tuned model."""
+    return expand(
+        "results/scores/{model}/{benchmark}.json",
+        model=["base", "tuned"],
+        benchmark=config["evaluation"]["benchmarks"],
+    )
 
 
 def stage_stats():

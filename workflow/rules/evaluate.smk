@@ -1,12 +1,32 @@
-# Scores: HumanEval pass@1 (greedy) of the base model and of the tuned model.
+# Scores: EvalPlus HumanEval(+) and MBPP(+), greedy pass@1, of the base model and of the tuned model.
 
 
-rule score_humaneval:
+# A local rule: fetching an EvalPlus release needs internet, which login nodes usually have.
+rule evalplus_data:
+    output:
+        data="results/evalplus/{benchmark}.jsonl",
+        meta="results/evalplus/{benchmark}.meta.json",
+    params:
+        source=lambda wildcards: config["evaluation"]["datasets"][wildcards.benchmark],
+    log:
+        "results/logs/evalplus_data/{benchmark}.log",
+    benchmark:
+        "results/benchmarks/evalplus_data/{benchmark}.tsv"
+    conda:
+        "../envs/evaluate.yaml"
+    localrule: True
+    script:
+        "../scripts/evalplus_data.py"
+
+
+rule score_evalplus:
     input:
         model=model_dir,
+        data="results/evalplus/{benchmark}.jsonl",
+        meta="results/evalplus/{benchmark}.meta.json",
     output:
-        scores="results/scores/{model}/humaneval.json",
-        samples="results/scores/{model}/humaneval.samples.jsonl",
+        scores="results/scores/{model}/{benchmark}.json",
+        samples="results/scores/{model}/{benchmark}.samples.jsonl",
     params:
         evaluation=config["evaluation"],
         execution=config["execution"],
@@ -15,9 +35,9 @@ rule score_humaneval:
         device=config["generation"]["device"],
     threads: GPU_THREADS
     log:
-        "results/logs/score_humaneval/{model}.log",
+        "results/logs/score_evalplus/{model}/{benchmark}.log",
     benchmark:
-        "results/benchmarks/score_humaneval/{model}.tsv"
+        "results/benchmarks/score_evalplus/{model}/{benchmark}.tsv"
     conda:
         "../envs/evaluate.yaml"
     resources:
@@ -25,4 +45,4 @@ rule score_humaneval:
         runtime=runtime("gpu"),
         gpu=GPUS,
     script:
-        "../scripts/score_humaneval.py"
+        "../scripts/score_evalplus.py"

@@ -4,7 +4,7 @@
 rule funnel:
     input:
         stats=stage_stats(),
-        scores=expand("results/scores/{model}/humaneval.json", model=["base", "tuned"]),
+        scores=score_paths(),
     output:
         tsv="results/report/funnel.tsv",
         md="results/report/funnel.md",
@@ -62,7 +62,7 @@ rule model:
 
 rule scores:
     input:
-        expand("results/scores/{model}/humaneval.json", model=["base", "tuned"]),
+        score_paths(),
 
 
 rule report:

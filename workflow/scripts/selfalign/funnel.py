@@ -65,9 +65,14 @@ def markdown_table(rows: list[dict[str, Any]]) -> list[str]:
 
 def to_markdown(rows: list[dict[str, Any]], scores: list[dict[str, Any]]) -> str:
     lines = ["# Funnel", "", *markdown_table(rows)]
-    lines += ["", "# Scores (HumanEval, greedy pass@1)", "", "| model | prompt style | pass@1 | passed |", "|---|---|---:|---:|"]
-    for score in scores:
+    lines += [
+        "", "# Scores (EvalPlus, greedy pass@1)", "",
+        "| benchmark | dataset | model | prompt style | base pass@1 | plus pass@1 | problems |",
+        "|---|---|---|---|---:|---:|---:|",
+    ]
+    for score in sorted(scores, key=lambda s: (s["benchmark"], s["model"] != "base")):  # base beside tuned
         lines.append(
-            f"| {score['model']} | {score['prompt_style']} | {score['pass@1']:.3f} | {score['passed']}/{score['problems']} |"
+            f"| {score['benchmark']} | {score['dataset']['version']} | {score['model']} | {score['prompt_style']} "
+            f"| {score['base']['pass@1']:.3f} | {score['plus']['pass@1']:.3f} | {score['problems']} |"
         )
     return "\n".join(lines) + "\n"

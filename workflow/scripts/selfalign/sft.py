@@ -40,6 +40,8 @@ IGNORE_INDEX = -100  # label value that torch's cross-entropy skips
 WARMUP_RATIO = 0.05
 NO_CLIPPING = -1.0  # the reference's --max_grad_norm -1; Trainer and DeepSpeed clip only when > 0
 TRAIN_STATS_NAME = "train_stats.json"
+LOSS_TSV_NAME = "loss.tsv"  # one row per optimizer step: step, epoch, loss, learning_rate
+TRAINER_STATE_NAME = "trainer_state.json"  # the Trainer writes it last into a checkpoint
 
 logger = logging.getLogger("selfalign.sft")
 
@@ -185,6 +187,47 @@ def step_log(log_history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def loss_tsv(log_history: Sequence[Mapping[str, Any]]) -> str:
+    """The training curve as TSV (header ``step epoch loss learning_rate``), for plots and reports."""
+    lines = ["step\tepoch\tloss\tlearning_rate"]
+    for entry in log_history:
+        if "loss" in entry and "learning_rate" in entry:
+            lines.append(f"{entry['step']}\t{entry.get('epoch', '')}\t{entry['loss']}\t{entry['learning_rate']}")
+    return "\n".join(lines) + "\n"
+
+
+def last_complete_checkpoint(checkpoint_dir: Path) -> str | None:
+    """The newest ``checkpoint-N`` that holds a trainer state; newer, incomplete ones are removed.
+
+    The Trainer does not write checkpoints atomically (its ``get_last_checkpoint`` takes the highest N
+    even if half written): a job killed while saving leaves a dir without ``trainer_state.json``, which
+    the Trainer writes last, and resuming from it would fail.
+    """
+    if not checkpoint_dir.is_dir():
+        return None
+    numbered = sorted(
+        (int(path.name.split("-", 1)[1]), path)
+        for path in checkpoint_dir.glob("checkpoint-*")
+        if path.is_dir() and path.name.split("-", 1)[1].isdigit()
+    )
+    for _, path in reversed(numbered):
+        if (path / TRAINER_STATE_NAME).is_file():
+            return str(path)
+        logger.warning("removing incomplete checkpoint %s (no %s: killed while saving)", path, TRAINER_STATE_NAME)
+        shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
+def optimizer_settings(optimizer: Any) -> dict[str, Any]:
+    """Class and defaults of the optimizer that updates the weights (below DeepSpeed's ZeRO wrapper)."""
+    inner = optimizer
+    while hasattr(inner, "optimizer") and inner.optimizer is not inner:  # accelerate / ZeRO wrappers
+        inner = inner.optimizer
+    defaults = getattr(inner, "defaults", {})
+    keep = ("lr", "scale_parameter", "relative_step", "warmup_init", "weight_decay")
+    return {"class": type(inner).__name__, **{key: defaults[key] for key in keep if key in defaults}}
+
+
 def replace_dir(staging: Path, final: Path) -> None:
     """Move a finished dir into place; an old ``final`` is moved aside first (rename onto a non-empty
     dir fails) and removed only after the new one is there."""
@@ -218,7 +261,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def train(options: argparse.Namespace) -> None:
     import deepspeed
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
-    from transformers.trainer_utils import get_last_checkpoint
 
     output = Path(options.output).resolve()
     checkpoint_dir = (
@@ -287,7 +329,11 @@ def train(options: argparse.Namespace) -> None:
         train_dataset=[example.as_feature() for example in examples],
         data_collator=SFTCollator(pad_token_id),
     )
-    resume_from = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
+    # Only rank 0 may remove an incomplete checkpoint; the others wait, then all agree on the same one.
+    if main_process:
+        last_complete_checkpoint(checkpoint_dir)
+    trainer.accelerator.wait_for_everyone()
+    resume_from = last_complete_checkpoint(checkpoint_dir)
     logger.info(
         "SFT: %d examples (%d exceeding %d tokens), %d ranks x per-device %d x accumulation %d = batch %d, "
         "ZeRO %d, bf16=%s, dropout zeroed: %s, resume from: %s",
@@ -318,6 +364,7 @@ def train(options: argparse.Namespace) -> None:
         "seed": options.seed,
         "dropout_zeroed": dropout_zeroed,
         "resumed_from": resume_from,
+        "optimizer": optimizer_settings(trainer.optimizer),
         "train_seconds": round(result.metrics.get("train_runtime", 0.0), 3),
         "log": step_log(trainer.state.log_history),
         "versions": library_versions(),
@@ -337,6 +384,7 @@ def save_final_model(trainer: Any, tokenizer: Any, output: Path, stats: Mapping[
         tokenizer.chat_template = instruct_chat_template()
         tokenizer.save_pretrained(str(staging))
         write_json(staging / TRAIN_STATS_NAME, dict(stats))
+        (staging / LOSS_TSV_NAME).write_text(loss_tsv(trainer.state.log_history), encoding="utf-8")
         replace_dir(staging, output)
         logger.info("saved %s (%d steps)", output, stats["steps"])
     trainer.accelerator.wait_for_everyone()

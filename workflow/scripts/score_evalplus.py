@@ -1,0 +1,61 @@
+"""Rule score_evalplus: greedy pass@1 (base and plus) of one model on one EvalPlus benchmark.
+
+The base model is prompted with the raw problem (completion style, as base models are scored); the
+tuned model with the instruction layout it was trained on. evalplus's checks run in the sandbox.
+"""
+
+from selfalign import evalplus_scoring as scoring
+from selfalign.evalplus_data import load_plus
+from selfalign.rulekit import rule_backend, start_logging
+from selfalign.sandbox import make_sandbox
+from selfalign.shards import read_json, write_json, write_jsonl
+
+log = start_logging(snakemake.log[0], "score_evalplus")
+cfg = dict(snakemake.params.evaluation)
+execution = dict(snakemake.params.execution)
+model = snakemake.wildcards.model
+benchmark = snakemake.wildcards.benchmark
+style = "completion" if model == "base" else "instruct"
+dataset = read_json(snakemake.input.meta)
+
+problems = load_plus(benchmark, snakemake.input.data)
+expected = scoring.expected_outputs(benchmark, problems, dataset["md5"])
+task_ids = list(problems)[: cfg["limit"] or None]
+backend = rule_backend(snakemake, log, "problems generated", kind=snakemake.params.backend)
+requests = scoring.build_requests(
+    benchmark, [problems[t] for t in task_ids], style, cfg["max_new_tokens"], bos=backend.tokenizer.bos_token or ""
+)
+log.info("%s model, %s: %d of %d problems, %s prompts", model, benchmark, len(task_ids), len(problems), style)
+completions = [outs[0] for outs in backend.generate(requests)]
+solutions = {
+    t: scoring.completion_to_solution(benchmark, problems[t], style, c.text)
+    for t, c in zip(task_ids, completions, strict=True)
+}
+sandbox = make_sandbox(execution["backend"])
+statuses = scoring.check_solutions(
+    benchmark, problems, solutions, expected, sandbox, execution["memory_mb"], workers=snakemake.threads
+)
+write_jsonl(
+    snakemake.output.samples,
+    (
+        {
+            "task_id": t, "completion": c.text, "finish_reason": c.finish_reason, "solution": solutions[t],
+            "base_status": statuses[t]["base"], "plus_status": statuses[t]["plus"],
+        }
+        for t, c in zip(task_ids, completions, strict=True)
+    ),
+)
+summary = {
+    "model": model,
+    "model_path": snakemake.input.model,
+    "benchmark": benchmark,
+    "dataset": {key: dataset[key] for key in ("name", "source", "version", "md5", "problems", "evalplus")},
+    "prompt_style": style,
+    "greedy": True,
+    "max_new_tokens": cfg["max_new_tokens"],
+    "limit": cfg["limit"],
+    **scoring.summarize(task_ids, statuses),
+    "versions": {**backend.versions(), **sandbox.versions(), "evalplus": dataset["evalplus"]},
+}
+write_json(snakemake.output.scores, summary)
+log.info("%s", summary)
