@@ -44,7 +44,8 @@ def report(run) -> Path:
 def embedded(report: Path, name: str) -> object:
     """A JSON object the report embeds as ``var <name> = ...;``."""
     text = report.read_text()
-    match = re.search(rf"var {name} = (.*?);\n\s*</script>", text, re.S)
+    script_id = name.replace("_", "-")
+    match = re.search(rf'<script id="{script_id}">\s*var {name} = (.*?);\s*</script>', text, re.S)
     assert match, name
     return json.loads(match.group(1))
 
@@ -144,7 +145,8 @@ def test_report_renders_the_funnel_plot_in_headless_chromium(report, tmp_path):
         )
         assert shown
         size = browser.wait_until(
-            "(() => { const img = [...document.images].find(i => i.src.startsWith('data:image/svg+xml'));"
+            "(() => { const uri = results[Object.keys(results).find(k => k.endsWith('/funnel.svg'))].data_uri;"
+            " const img = [...document.images].find(i => i.src === uri);"
             " if (!img || !img.complete || img.naturalWidth === 0) return null;"
             " const box = img.getBoundingClientRect(); return box.width > 300 && box.height > 200 ? [box.width, box.height] : null; })()"
         )

@@ -165,17 +165,18 @@ def plot_funnel(rows: Sequence[Row], path: str | Path, title: str = "Records in 
     labels = [STAGE_LABELS.get(row["stage"], row["stage"]) for row in rows]
     positions = range(len(rows))
     figure, axes = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.5))
-    axes.barh([p + 0.2 for p in positions], [max(row["in"], 0) for row in rows], height=0.4, label="in", color="#9ecae1")
-    axes.barh([p - 0.2 for p in positions], [max(row["out"], 0) for row in rows], height=0.4, label="out", color="#3182bd")
+    # the y axis is inverted below (first stage on top), so "in" at -0.2 is drawn above "out"
+    axes.barh([p - 0.2 for p in positions], [max(row["in"], 0) for row in rows], height=0.4, label="in", color="#9ecae1")
+    axes.barh([p + 0.2 for p in positions], [max(row["out"], 0) for row in rows], height=0.4, label="out", color="#3182bd")
     for position, row in zip(positions, rows, strict=True):
-        axes.text(max(row["out"], 1), position - 0.2, f" {row['out']}", va="center", fontsize=8)
+        axes.text(max(row["out"], 1), position + 0.2, f" {row['out']}", va="center", fontsize=8)
     axes.set_yticks(list(positions), labels)
     axes.invert_yaxis()
     if any(row["in"] > 0 for row in rows):
         axes.set_xscale("symlog", linthresh=1)
     axes.set_xlabel("records")
     axes.set_title(title)
-    axes.legend(loc="lower right")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: no bar hidden under it
     _save(figure, path)
 
 
