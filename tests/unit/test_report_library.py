@@ -89,3 +89,20 @@ def test_plots_are_svg_files(tmp_path):
     # same data, same file: no timestamps, fixed element ids
     report.plot_funnel(rows, tmp_path / "f2.svg")
     assert (tmp_path / "f.svg").read_bytes() == (tmp_path / "f2.svg").read_bytes()
+
+
+def test_train_stats_name_matches_the_sft_and_report_needs_no_torch():
+    import subprocess
+    import sys
+
+    from selfalign import sft
+
+    assert report.TRAIN_STATS_NAME == sft.TRAIN_STATS_NAME
+    # the report's conda env has matplotlib and pyyaml only: the modules its script imports must not need more
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
+        "import selfalign.report, selfalign.funnel, selfalign.rulekit, selfalign.shards"
+    )
+    scripts = Path(__file__).resolve().parents[2] / "workflow" / "scripts"
+    result = subprocess.run([sys.executable, "-c", code], cwd=scripts, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

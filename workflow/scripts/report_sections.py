@@ -11,7 +11,6 @@ import yaml
 from selfalign import funnel, report
 from selfalign.rulekit import start_logging
 from selfalign.shards import atomic_path, atomic_writer, read_json, read_shards
-from selfalign.sft import TRAIN_STATS_NAME
 
 log = start_logging(snakemake.log[0], "report_sections")
 out = snakemake.output
@@ -76,7 +75,7 @@ write_plot(out.selection_plot, report.plot_funnel, selection, "From generated sa
 write_page(out.selection_table, "Selection funnel", [report.table_html("Selection funnel", header, report.funnel_table(selection))])
 
 # The training loss
-train_stats = read_json(Path(snakemake.input.model) / TRAIN_STATS_NAME)
+train_stats = read_json(Path(snakemake.input.model) / report.TRAIN_STATS_NAME)
 loss = report.loss_rows(train_stats)
 write_plot(out.loss_plot, report.plot_loss, loss)
 summary_keys = ["examples", "epochs", "steps", "effective_batch", "world_size", "zero_stage", "learning_rate", "train_seconds"]

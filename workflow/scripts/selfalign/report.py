@@ -21,6 +21,9 @@ Row = dict[str, Any]
 # The stages the selection funnel shows: samples out of generation, through execution and checks, to the SFT set.
 SELECTION_STAGES = ("responses", "execute", "select_candidates", "select_keep")
 GENERATION_STEPS = ("concepts", "instruction", "response")
+# The SFT's per-step log lives in the tuned model dir under this name (selfalign.sft.TRAIN_STATS_NAME;
+# not imported from there because selfalign.sft needs torch and the report's env has none).
+TRAIN_STATS_NAME = "train_stats.json"
 
 
 # ---- sections as rows -------------------------------------------------------------------------
