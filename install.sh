@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up what the workflow needs, on a fresh Debian/Ubuntu machine or a cluster login node:
-#   - system packages with apt-get: bubblewrap (the execution sandbox), util-linux (prlimit, setpriv);
+#   - system packages with apt-get: bubblewrap (the execution sandbox), util-linux (prlimit, setpriv),
+#     with --test also chromium (the report test);
 #   - Python packages with pip into ./.venv, pinned (requirements.txt, constraints.txt).
 # Usage: bash install.sh          the workflow
 #        bash install.sh --test   the workflow and its test tools
@@ -15,6 +16,8 @@ PYTHON=${PYTHON:-python3}
 missing=()
 command -v bwrap >/dev/null || missing+=(bubblewrap)
 command -v prlimit >/dev/null && command -v setpriv >/dev/null || missing+=(util-linux)
+# the report test opens the run report in a headless Chromium (Debian's package; no browser download)
+[ "$requirements" = requirements-test.txt ] && ! command -v chromium >/dev/null && missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "install.sh: apt-get install ${missing[*]}"

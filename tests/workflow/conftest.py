@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -39,3 +40,30 @@ def write_config(workdir: Path, text: str) -> Path:
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+def small_config() -> dict:
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["model"]["teacher"]["steps"] = 850
+    config["seeds"]["limit"] = 24
+    config["evaluation"]["limit"] = 40
+    return config
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The whole pipeline on the small config, once per test session (test_pipeline.py, test_report.py).
+
+    SELFALIGN_TEST_RUN_DIR=<dir> uses a finished run directory as it is (no Snakemake run, empty stdout),
+    which saves the pipeline's minutes when working on tests that only read the results."""
+    if reuse := os.environ.get("SELFALIGN_TEST_RUN_DIR"):
+        return Path(reuse) / "results", subprocess.CompletedProcess(args=[], returncode=0, stdout="", stderr="")
+    workdir = tmp_path_factory.mktemp("pipeline")
+    write_config(workdir, yaml.safe_dump(small_config()))
+    result = snakemake("--cores", "2", "--directory", str(workdir), cwd=workdir, timeout=1500)
+    if result.returncode != 0:
+        logs = "\n".join(
+            f"--- {log}\n{log.read_text()[-3000:]}" for log in sorted((workdir / "results/logs").rglob("*.log"))
+        ) if (workdir / "results/logs").exists() else ""
+        pytest.fail(f"pipeline failed:\n{result.stderr[-5000:]}\n{logs[-20000:]}")
+    return workdir / "results", result

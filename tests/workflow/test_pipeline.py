@@ -1,6 +1,6 @@
 """End to end: the whole pipeline on a small test config, for real (pyright, bubblewrap, DeepSpeed, HumanEval).
 
-One run (module fixture) feeds every assertion; it takes a few minutes on 2 cores.
+One run (the session fixture `run` in conftest.py, shared with test_report.py) feeds every assertion; it takes a few minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
-from conftest import DEFAULT_CONFIG, REPO, snakemake, write_config
+from conftest import small_config, snakemake, write_config
 
 PER_SHARD_STAGES = [
     ("seeds/extracted", "seeds"),
@@ -29,27 +28,6 @@ PER_SHARD_STAGES = [
     ("execute/verdicts", "verdicts"),
     ("select/candidates", "verdicts"),
 ]
-
-
-def small_config() -> dict:
-    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    config["model"]["teacher"]["steps"] = 850
-    config["seeds"]["limit"] = 24
-    config["evaluation"]["limit"] = 40
-    return config
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    workdir = tmp_path_factory.mktemp("pipeline")
-    write_config(workdir, yaml.safe_dump(small_config()))
-    result = snakemake("--cores", "2", "--directory", str(workdir), cwd=workdir, timeout=1500)
-    if result.returncode != 0:
-        logs = "\n".join(
-            f"--- {log}\n{log.read_text()[-3000:]}" for log in sorted((workdir / "results/logs").rglob("*.log"))
-        ) if (workdir / "results/logs").exists() else ""
-        pytest.fail(f"pipeline failed:\n{result.stderr[-5000:]}\n{logs[-20000:]}")
-    return workdir / "results", result
 
 
 def _lines(path: Path) -> list[dict]:

@@ -129,3 +129,15 @@ def test_one_shard_can_be_targeted_by_its_path(tmp_path):
     assert "results/instruct/concepts/01.jsonl" in result.stdout
     assert "results/instruct/concepts/00.jsonl" not in result.stdout
     assert "generate_responses" not in result.stdout
+
+
+def test_every_conda_env_pins_every_package():
+    """conda-forge packages with `=version`, pip packages with `==version`: an env file names one env."""
+    for path in sorted((REPO / "workflow" / "envs").glob("*.yaml")):
+        spec = yaml.safe_load(path.read_text())
+        assert spec["channels"] == ["conda-forge", "nodefaults"], path.name
+        for dep in spec["dependencies"]:
+            if isinstance(dep, dict):
+                assert all("==" in pip_dep for pip_dep in dep["pip"]), (path.name, dep)
+            else:
+                assert re.fullmatch(r"[\w.-]+=[\w.]+", dep), (path.name, dep)

@@ -65,6 +65,108 @@ rule scores:
         score_paths(),
 
 
+# The report's plots and tables (snakemake --report report.html embeds them with their captions).
+
+
+rule report_sections:
+    input:
+        stats=stage_stats(),
+        instructions=shard_paths("results/instruct/instructions/{shard}.jsonl"),
+        responses=shard_paths("results/respond/responses/{shard}.jsonl"),
+        verdict_stats=shard_paths("results/execute/verdicts/{shard}.stats.json"),
+        model="results/models/tuned",
+        scores=rules.scores.input,
+    output:
+        funnel_plot=report(
+            "results/report/funnel.svg",
+            caption="../report/funnel.rst",
+            category="1. Stage funnel",
+            labels={"section": "Stage funnel", "view": "plot"},
+        ),
+        funnel_table=report(
+            "results/report/funnel.html",
+            caption="../report/funnel.rst",
+            category="1. Stage funnel",
+            labels={"section": "Stage funnel", "view": "table"},
+        ),
+        generation_plot=report(
+            "results/report/generation.svg",
+            caption="../report/generation.rst",
+            category="2. Generation",
+            labels={"section": "Generation", "view": "plot"},
+        ),
+        generation_table=report(
+            "results/report/generation.html",
+            caption="../report/generation.rst",
+            category="2. Generation",
+            labels={"section": "Generation", "view": "table"},
+        ),
+        verdicts_plot=report(
+            "results/report/verdicts.svg",
+            caption="../report/verdicts.rst",
+            category="3. Execution verdicts",
+            labels={"section": "Execution verdicts", "view": "plot"},
+        ),
+        verdicts_table=report(
+            "results/report/verdicts.html",
+            caption="../report/verdicts.rst",
+            category="3. Execution verdicts",
+            labels={"section": "Execution verdicts", "view": "table"},
+        ),
+        selection_plot=report(
+            "results/report/selection.svg",
+            caption="../report/selection.rst",
+            category="4. Selection",
+            labels={"section": "Selection", "view": "plot"},
+        ),
+        selection_table=report(
+            "results/report/selection.html",
+            caption="../report/selection.rst",
+            category="4. Selection",
+            labels={"section": "Selection", "view": "table"},
+        ),
+        loss_plot=report(
+            "results/report/loss.svg",
+            caption="../report/loss.rst",
+            category="5. Training",
+            labels={"section": "Training", "view": "plot"},
+        ),
+        loss_table=report(
+            "results/report/loss.html",
+            caption="../report/loss.rst",
+            category="5. Training",
+            labels={"section": "Training", "view": "table"},
+        ),
+        scores_plot=report(
+            "results/report/scores.svg",
+            caption="../report/scores.rst",
+            category="6. Scores",
+            labels={"section": "Scores", "view": "plot"},
+        ),
+        scores_table=report(
+            "results/report/scores.html",
+            caption="../report/scores.rst",
+            category="6. Scores",
+            labels={"section": "Scores", "view": "table"},
+        ),
+        run_table=report(
+            "results/report/run.html",
+            caption="../report/run.rst",
+            category="7. Configuration and versions",
+            labels={"section": "Configuration and versions", "view": "table"},
+        ),
+    log:
+        "results/logs/report_sections.log",
+    benchmark:
+        "results/benchmarks/report_sections.tsv"
+    conda:
+        "../envs/report.yaml"
+    localrule: True
+    script:
+        "../scripts/report_sections.py"
+
+
 rule report:
     input:
         "results/report/funnel.md",
+        rules.report_sections.output,
