@@ -3,6 +3,8 @@
 
 # A local rule: fetching an EvalPlus release needs internet, which login nodes usually have.
 rule evalplus_data:
+    input:
+        demo=workflow.source_path("../resources/benchmarks/mbpp_plus_demo.jsonl"),
     output:
         data="results/evalplus/{benchmark}.jsonl",
         meta="results/evalplus/{benchmark}.meta.json",

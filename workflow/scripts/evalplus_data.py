@@ -6,7 +6,7 @@ from selfalign.shards import write_json
 
 log = start_logging(snakemake.log[0], "evalplus_data")
 benchmark = snakemake.wildcards.benchmark
-meta = materialize(benchmark, snakemake.params.source, snakemake.output.data)
+meta = materialize(benchmark, snakemake.params.source, snakemake.output.data, snakemake.input.demo)
 for problem in meta["quarantined"]:
     log.warning("%s: %s left out: %s", benchmark, problem["task_id"], problem["reason"])
 log.info(

@@ -174,9 +174,15 @@ def write_plus_file(path: str | os.PathLike[str], rows: Iterable[Mapping[str, An
             handle.write(json.dumps(row) + "\n")
 
 
-def materialize(benchmark: str, source: str, output: str | os.PathLike[str]) -> dict[str, Any]:
+def materialize(
+    benchmark: str,
+    source: str,
+    output: str | os.PathLike[str],
+    demo_path: str | os.PathLike[str] = DEMO_MBPP,
+) -> dict[str, Any]:
     """Write the benchmark's plus-format file to ``output``; return its provenance (source, version,
-    md5, problem count, quarantined problems)."""
+    md5, problem count, quarantined problems). ``demo_path``: the demo MBPP file as the rule resolved it
+    (through Snakemake's source cache when the workflow is a remote module)."""
     check_benchmark(benchmark)
     quarantined: list[dict] = []
     if source == RELEASE:
@@ -198,7 +204,7 @@ def materialize(benchmark: str, source: str, output: str | os.PathLike[str]) -> 
     elif source == DEMO:
         if benchmark != "mbpp":
             raise ValueError(f"source {DEMO!r} provides MBPP only, not {benchmark!r}")
-        origin, rows = str(DEMO_MBPP), read_plus_file(DEMO_MBPP)
+        origin, rows = "workflow/resources/benchmarks/mbpp_plus_demo.jsonl", read_plus_file(demo_path)
         version = "MBPP-style demo problems of this project (not MBPP)"
     else:
         origin, rows = source, read_plus_file(source)
