@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up what the workflow needs, on a fresh Debian/Ubuntu machine or a cluster login node:
 #   - system packages with apt-get: bubblewrap (the execution sandbox), util-linux (prlimit, setpriv);
+#     with --test as root also Slurm (munge, slurmctld, slurmd, slurm-client, slurmdbd, mariadb-server);
 #   - Python packages with pip into ./.venv, pinned (requirements.txt, constraints.txt).
 # Usage: bash install.sh          the workflow
 #        bash install.sh --test   the workflow and its test tools
@@ -15,6 +16,12 @@ PYTHON=${PYTHON:-python3}
 missing=()
 command -v bwrap >/dev/null || missing+=(bubblewrap)
 command -v prlimit >/dev/null && command -v setpriv >/dev/null || missing+=(util-linux)
+# --test, as root: a one-node Slurm with accounting for tests/slurm (munge, daemons, slurmdbd on MariaDB)
+if [ "${1:-}" = "--test" ] && [ "$(id -u)" = 0 ]; then
+  for package in munge slurmctld slurmd slurm-client slurmdbd mariadb-server; do
+    [ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null)" = "install ok installed" ] || missing+=("$package")
+  done
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "install.sh: apt-get install ${missing[*]}"
