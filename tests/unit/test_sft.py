@@ -15,7 +15,9 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from transformers import AutoTokenizer, GPT2Config, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from selfalign.humaneval import format_instruct_prompt
-from selfalign.launch import LaunchError, free_port, launch_command, launch_env, run_launch
+from selfalign.launch import (
+    LaunchError, free_port, launch_command, launch_env, planned_command, run_launch, sft_arguments,
+)
 from selfalign.sft import (
     IGNORE_INDEX,
     SFTCollator,
@@ -198,3 +200,14 @@ def test_sft_on_two_ranks_with_zero2(tmp_path: Path, base_model_dir: Path) -> No
     assert int(new_tokens) > 0
     tokenizer = AutoTokenizer.from_pretrained(output)
     assert tokenizer.chat_template == instruct_chat_template()
+
+
+def test_planned_command_shows_placement_for_gpus_and_cpu_ranks() -> None:
+    cfg = {"zero_stage": 2, "epochs": 1, "learning_rate": 1e-3, "target_batch": 8, "per_device_batch": 1,
+           "max_length": 64, "seed": 1, "save_steps": 5}
+    args = sft_arguments(cfg, "base", "train.jsonl", "out/")
+    assert args[args.index("--checkpoint-dir") + 1] == "out.checkpoints"
+    assert planned_command(4, 2, args).startswith(
+        "deepspeed --include localhost:<4 ids from CUDA_VISIBLE_DEVICES> --master_port <free port> --no_local_rank "
+        "--module selfalign.sft --model base --data train.jsonl")
+    assert planned_command(0, 2, args).startswith("deepspeed --num_gpus 2 ")
