@@ -161,8 +161,10 @@ def test_gpu_rules_go_to_the_gpu_partition_with_their_gpus(pipeline) -> None:
 def test_tiny_cpu_steps_are_grouped(pipeline) -> None:
     _, records = pipeline
     rules = [rule_of(record) for record in records]  # a group job's comment: <group>_<its rules>
-    assert len([rule for rule in rules if rule.startswith("seed_filters_")]) == 1  # 2 shards x 3 steps
-    assert not {"filter_heuristics", "typecheck_seeds", "decontaminate_seeds"} & set(rules)
+    for rule in ("filter_heuristics", "decontaminate_seeds", "final_seeds", "select_candidates"):
+        assert rules.count(f"{rule}_{rule}") == 1, rules  # both shards in one job
+        assert rule not in rules, rules
+    assert rules.count("typecheck_seeds") == 2, rules  # not grouped: one job per shard
 
 
 def test_rerunning_one_stage_submits_only_its_jobs(pipeline, slurm_cluster: Cluster) -> None:
