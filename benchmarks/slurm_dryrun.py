@@ -38,14 +38,22 @@ def local_rules() -> set[str]:
     return local
 
 
-def dry_run(shards: int) -> tuple[float, dict[str, int]]:
+def dry_run(shards: int, grouped: bool = True) -> tuple[float, dict[str, int]]:
+    """Wall time and per-rule job counts of one dry run; `grouped=False` drops the profile's groups."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["shards"] = shards
     with tempfile.TemporaryDirectory() as workdir:
+        profile = PROFILE
+        if not grouped:
+            settings = yaml.safe_load((PROFILE / "config.yaml").read_text())
+            settings.pop("groups"), settings.pop("group-components")
+            profile = Path(workdir) / "profile"
+            profile.mkdir()
+            (profile / "config.yaml").write_text(yaml.safe_dump(settings))
         (Path(workdir) / "config").mkdir()
         (Path(workdir) / "config" / "config.yaml").write_text(yaml.safe_dump(config))
         command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"), "-n",
-                   "--profile", str(PROFILE), "--sdm", "env-modules", "--quiet", "rules", "--directory", workdir]
+                   "--profile", str(profile), "--sdm", "env-modules", "--quiet", "rules", "--directory", workdir]
         env = {**os.environ, "SNAKEMAKE_SLURM_GPU_PARTITION": "gpu"}
         start = time.perf_counter()
         result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
@@ -79,10 +87,13 @@ def main() -> None:
     args = parser.parse_args()
     base_seconds, _ = dry_run(args.baseline_shards)
     seconds, counts = dry_run(args.shards)
+    ungrouped_seconds, _ = dry_run(args.shards, grouped=False)
     jobs = submissions(counts, args.shards)
     groups = yaml.safe_load((PROFILE / "config.yaml").read_text()).get("groups", {})
     print(f"dry run, {args.baseline_shards} shards (baseline): {base_seconds:.1f} s; "
-          f"{args.shards} shards: {seconds:.1f} s; ratio {seconds / base_seconds:.1f}x\n")
+          f"{args.shards} shards: {seconds:.1f} s (ratio {seconds / base_seconds:.1f}x); "
+          f"{args.shards} shards without the profile's groups: {ungrouped_seconds:.1f} s "
+          f"(ratio {ungrouped_seconds / base_seconds:.1f}x)\n")
     print("| rule | jobs in the DAG | Slurm submissions |\n| --- | ---: | ---: |")
     for rule, count in counts.items():
         note = f" (group `{groups[rule]}`)" if rule in groups else ""

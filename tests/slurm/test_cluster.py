@@ -13,6 +13,7 @@ Needs root and the Debian packages that `install.sh --test` installs as root; sk
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import shutil
 import subprocess
@@ -120,9 +121,9 @@ def failure_report(workdir: Path, result: subprocess.CompletedProcess) -> str:
 
 def small_config() -> dict:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    # The demo teacher trains for a fixed time: on a busy machine it learns less, and too weak a teacher
-    # leaves the SFT set empty. Raise this there (the pipeline test's 75 s suffice on an idle machine).
-    config["model"]["teacher"]["seconds"] = int(os.environ.get("SLURM_TEST_TEACHER_SECONDS", "75"))
+    # The demo teacher trains for a fixed time (tests/workflow runs the pipeline for its outputs; here only
+    # the jobs matter).
+    config["model"]["teacher"]["seconds"] = int(os.environ.get("SLURM_TEST_TEACHER_SECONDS", "60"))
     config["seeds"]["limit"] = 16
     config["evaluation"]["limit"] = 8
     config["sft"]["epochs"] = 1
@@ -136,10 +137,26 @@ def pipeline(slurm_cluster: Cluster, tmp_path_factory) -> tuple[Path, list[dict[
     (workdir / "config").mkdir()
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(small_config()))
     since = now()
-    result = run_snakemake(slurm_cluster, workdir)
+    # Every stage up to the SFT set, and the base model's scores ...
+    result = run_snakemake(slurm_cluster, workdir, "--", "sft_data", "results/scores/base/humaneval.json")
+    if result.returncode != 0:
+        pytest.fail(failure_report(workdir, result))
+    # ... then the SFT job. How many pairs survive depends on the demo teacher, which learns less on a busy
+    # machine; an empty set (train_sft refuses it) is replaced by a few pairs, so the job itself is checked.
+    sft_set = workdir / "results" / "sft" / "train.jsonl"
+    if not sft_set.read_text().strip():
+        sft_set.write_text("".join(json.dumps(row) + "\n" for row in FALLBACK_SFT_PAIRS))
+    result = run_snakemake(slurm_cluster, workdir, "--", "model")
     if result.returncode != 0:
         pytest.fail(failure_report(workdir, result))
     return workdir, sacct(since)
+
+
+FALLBACK_SFT_PAIRS = [
+    {"instruction": f"Write a Python function `double_{i}(x)` that returns x times 2.",
+     "response": f"```python\ndef double_{i}(x):\n    return x * 2\n```\nIt multiplies by two."}
+    for i in range(8)
+]
 
 
 def test_gpu_rules_go_to_the_gpu_partition_with_their_gpus(pipeline) -> None:
