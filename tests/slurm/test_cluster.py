@@ -29,8 +29,8 @@ REPO = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = Path(__file__).resolve().parent / "cluster"
 PROFILE = REPO / "profiles" / "slurm"
 ACCOUNT = "selfalign"
-GPU_RULES = {"judge_seeds", "generate_concepts", "generate_instructions", "generate_responses", "train_sft",
-             "score_humaneval"}
+# the rules the profile sends to the GPU partition (judge, generation, SFT, scoring)
+GPU_RULES = set(yaml.safe_load((PROFILE / "config.yaml").read_text())["set-resources"])
 # Conda channels are out of reach on the test machine; the project's venv has every rule's packages. The
 # profile's `software-deployment-method: [conda]` is replaced by one that no rule uses (no `envmodules:`).
 NO_CONDA = ["--sdm", "env-modules"]
@@ -137,16 +137,17 @@ def pipeline(slurm_cluster: Cluster, tmp_path_factory) -> tuple[Path, list[dict[
     (workdir / "config").mkdir()
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(small_config()))
     since = now()
-    # Every stage up to the SFT set, and the base model's scores ...
-    result = run_snakemake(slurm_cluster, workdir, "--", "sft_data", "results/scores/base/humaneval.json")
+    # Every stage up to the SFT set ...
+    result = run_snakemake(slurm_cluster, workdir, "--", "sft_data")
     if result.returncode != 0:
         pytest.fail(failure_report(workdir, result))
-    # ... then the SFT job. How many pairs survive depends on the demo teacher, which learns less on a busy
-    # machine; an empty set (train_sft refuses it) is replaced by a few pairs, so the job itself is checked.
+    # ... then the rest (SFT, scores, report). How many pairs survive depends on the demo teacher, which learns
+    # less on a busy machine; an empty set (train_sft refuses it) is replaced by a few pairs, so that the SFT
+    # job itself is checked.
     sft_set = workdir / "results" / "sft" / "train.jsonl"
     if not sft_set.read_text().strip():
         sft_set.write_text("".join(json.dumps(row) + "\n" for row in FALLBACK_SFT_PAIRS))
-    result = run_snakemake(slurm_cluster, workdir, "--", "model")
+    result = run_snakemake(slurm_cluster, workdir)
     if result.returncode != 0:
         pytest.fail(failure_report(workdir, result))
     return workdir, sacct(since)
