@@ -96,15 +96,6 @@ def _interpreter_dirs() -> list[str]:
     return dirs
 
 
-def _sandbox_interpreter() -> str:
-    """sys.executable with its venv directory resolved: only the resolved directories are bound, and a venv
-    reached through a symlinked directory (home directories on many clusters) would not exist in the sandbox.
-    The file itself stays a link inside the venv, so the interpreter still finds its pyvenv.cfg."""
-    prefix = os.path.realpath(sys.prefix)
-    relative = os.path.relpath(sys.executable, sys.prefix)
-    return sys.executable if relative.startswith("..") else os.path.join(prefix, relative)
-
-
 def _ancestors(path: str) -> list[str]:
     parts = path.strip("/").split("/")[:-1]
     return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
@@ -267,7 +258,7 @@ class BubblewrapSandbox:
             "--setenv", "LANG", "C.UTF-8",
             "--",
         ]
-        return argv + drop_privileges + _rlimit_argv(limits) + [_sandbox_interpreter(), "-I", "-B", "/sandbox/main.py"]
+        return argv + drop_privileges + _rlimit_argv(limits) + [sys.executable, "-I", "-B", "/sandbox/main.py"]
 
     def run(self, program: str, limits: Limits) -> Verdict:
         uid = self.uids.free.get() if self.uids else None
