@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up what the workflow needs, on a fresh Debian/Ubuntu machine or a cluster login node:
-#   - system packages with apt-get: bubblewrap (the execution sandbox), util-linux (prlimit, setpriv),
-#     with --test also chromium (the report test);
+#   - system packages with apt-get: bubblewrap (the execution sandbox), util-linux (prlimit, setpriv);
+#     with --test also chromium (the report test) and, as root, Slurm (munge, slurmctld, slurmd,
+#     slurm-client, slurmdbd, mariadb-server) for tests/slurm;
 #   - Python packages with pip into ./.venv, pinned (requirements.txt, constraints.txt).
 # Usage: bash install.sh          the workflow
 #        bash install.sh --test   the workflow and its test tools
@@ -18,6 +19,13 @@ command -v bwrap >/dev/null || missing+=(bubblewrap)
 command -v prlimit >/dev/null && command -v setpriv >/dev/null || missing+=(util-linux)
 # the report test opens the run report in a headless Chromium (Debian's package; no browser download)
 [ "$requirements" = requirements-test.txt ] && ! command -v chromium >/dev/null && missing+=(chromium)
+
+# --test, as root: a one-node Slurm with accounting for tests/slurm (munge, daemons, slurmdbd on MariaDB)
+if [ "${1:-}" = "--test" ] && [ "$(id -u)" = 0 ]; then
+  for package in munge slurmctld slurmd slurm-client slurmdbd mariadb-server; do
+    [ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null)" = "install ok installed" ] || missing+=("$package")
+  done
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "install.sh: apt-get install ${missing[*]}"

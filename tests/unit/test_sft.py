@@ -17,7 +17,9 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from transformers import AutoTokenizer, GPT2Config, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from selfalign.humaneval import format_instruct_prompt
-from selfalign.launch import LaunchError, free_port, launch_command, launch_env, run_launch
+from selfalign.launch import (
+    LaunchError, free_port, launch_command, launch_env, planned_command, run_launch, sft_arguments,
+)
 from selfalign.sft import (
     IGNORE_INDEX,
     SFTCollator,
@@ -266,3 +268,13 @@ def test_loss_tsv_has_one_row_per_logged_step() -> None:
         {"step": 2, "train_runtime": 3.0},  # the summary entry is not a step
     ]
     assert loss_tsv(history) == "step\tepoch\tloss\tlearning_rate\n1\t0.5\t2.5\t0.0\n2\t1.0\t2.0\t1e-05\n"
+
+def test_planned_command_shows_placement_for_gpus_and_cpu_ranks() -> None:
+    cfg = {"zero_stage": 2, "epochs": 1, "learning_rate": 1e-3, "target_batch": 8, "per_device_batch": 1,
+           "max_length": 64, "seed": 1, "save_steps": 5}
+    args = sft_arguments(cfg, "base", "train.jsonl", "out/")
+    assert args[args.index("--checkpoint-dir") + 1] == "out.checkpoints"
+    assert planned_command(4, 2, args).startswith(
+        "deepspeed --include localhost:<4 ids from CUDA_VISIBLE_DEVICES> --master_port <free port> --no_local_rank "
+        "--module selfalign.sft --model base --data train.jsonl")
+    assert planned_command(0, 2, args).startswith("deepspeed --num_gpus 2 ")

@@ -29,6 +29,7 @@ validate(config, schema="../schemas/config.schema.yaml")  # fills in the default
 
 SHARDS = [f"{i:02d}" for i in range(config["shards"])]
 GPUS = config["resources"]["gpus"]
+SFT_GPUS = config["resources"]["sft_gpus"]
 CPU_THREADS = config["resources"]["cpu_threads"]
 GPU_THREADS = config["resources"]["gpu_threads"]
 
@@ -111,3 +112,15 @@ def stage_stats():
 def print_funnel(path):
     if Path(path).exists():
         print(Path(path).read_text())
+
+
+def sft_launcher_preview(wildcards, output, resources, input):
+    """The SFT job's DeepSpeed launcher command, shown by dry runs (rule train_sft's message)."""
+    import sys
+
+    # the library, as the rule scripts see it
+    sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+    from selfalign.launch import planned_command, sft_arguments
+
+    args = sft_arguments(config["sft"], input.model, input.data, output[0])
+    return planned_command(resources.gpu, config["sft"]["ranks"], args)

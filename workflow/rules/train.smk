@@ -36,7 +36,10 @@ rule train_sft:
         directory("results/models/tuned"),
     params:
         sft=config["sft"],
-        gpus=GPUS,
+        launcher=sft_launcher_preview,
+    message:
+        "train_sft: {resources.gpu} GPU(s), mem_mb={resources.mem_mb}, "
+        "runtime={resources.runtime} min; launcher: {params.launcher}"
     threads: GPU_THREADS
     log:
         "results/logs/train_sft.log",
@@ -47,6 +50,6 @@ rule train_sft:
     resources:
         mem_mb=mem_mb("train"),
         runtime=runtime("train"),
-        gpu=GPUS,
+        gpu=SFT_GPUS,
     script:
         "../scripts/train_sft.py"

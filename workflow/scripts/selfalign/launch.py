@@ -68,6 +68,33 @@ def launch_command(
     ]
 
 
+def sft_arguments(cfg: Mapping[str, object], model: str, data: str, output: str) -> list[str]:
+    """``selfalign.sft`` arguments for the ``sft`` config section, one base model, one data set, one output."""
+    return [
+        "--model", model,
+        "--data", data,
+        "--output", output,
+        "--checkpoint-dir", output.rstrip("/") + ".checkpoints",
+        "--zero-stage", str(cfg["zero_stage"]),
+        "--epochs", str(cfg["epochs"]),
+        "--lr", str(cfg["learning_rate"]),
+        "--target-batch", str(cfg["target_batch"]),
+        "--per-device-batch", str(cfg["per_device_batch"]),
+        "--max-length", str(cfg["max_length"]),
+        "--seed", str(cfg["seed"]),
+        "--save-steps", str(cfg["save_steps"]),
+    ]
+
+
+def planned_command(gpus: int, cpu_ranks: int, sft_args: Sequence[str]) -> str:
+    """The launcher command a job will run, for dry runs: the port and the GPU ids are only known inside the job
+    (a free port; Slurm's ``CUDA_VISIBLE_DEVICES``), so they appear as placeholders."""
+    placement = f"--include localhost:<{gpus} ids from CUDA_VISIBLE_DEVICES>" if gpus > 0 else f"--num_gpus {cpu_ranks}"
+    return " ".join(
+        ["deepspeed", placement, "--master_port <free port>", "--no_local_rank", "--module", SFT_MODULE, *sft_args]
+    )
+
+
 def available_cpus() -> int:
     """CPUs this process may run on (Slurm's cgroup/affinity limit, not the node's total)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

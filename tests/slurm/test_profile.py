@@ -1,0 +1,67 @@
+"""The Slurm profile without a cluster: its settings, and what a dry run with it shows for the SFT job."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+PROFILE = REPO / "profiles" / "slurm"
+
+
+def test_profile_leaves_site_settings_to_the_user() -> None:
+    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    assert profile["executor"] == "slurm"
+    assert "default-resources" not in profile  # it would replace a site profile's whole block
+    assert "code" not in profile["rerun-triggers"]  # editing a script must not rerun GPU jobs
+    assert profile["retries"] >= 1
+    text = (PROFILE / "config.yaml").read_text()
+    assert not re.search(r"^\s*(slurm_account|qos|slurm_qos):", text, re.M)  # the user's, from the environment
+    for rule, resources in profile["set-resources"].items():
+        assert resources["slurm_partition"] == "$SNAKEMAKE_SLURM_GPU_PARTITION", rule
+        assert resources["gpu_model"] == "a100", rule
+        assert "attempt" in resources["mem_mb"] and "attempt" in resources["runtime"], rule
+
+
+def dry_run(workdir: Path, sft_gpus: int) -> str:
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["resources"]["sft_gpus"] = sft_gpus
+    (workdir / "config").mkdir()
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"), "-n", "-p",
+         "--profile", str(PROFILE), "--sdm", "env-modules", "--directory", str(workdir), "--", "model"],
+        cwd=workdir, env={**os.environ, "SNAKEMAKE_SLURM_GPU_PARTITION": "a100"}, capture_output=True, text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("gpus", [1, 4])
+def test_dry_run_shows_the_sft_job_on_1_or_4_a100s(tmp_path: Path, gpus: int) -> None:
+    out = dry_run(tmp_path, gpus)
+    line = next(line for line in out.splitlines() if "train_sft:" in line)
+    assert f"train_sft: {gpus} GPU(s), mem_mb=256000, runtime=720 min" in line
+    assert f"launcher: deepspeed --include localhost:<{gpus} ids from CUDA_VISIBLE_DEVICES>" in line
+    assert "--module selfalign.sft --model results/models/teacher --data results/sft/train.jsonl" in line
+    # an inference rule: one A100 on the user's GPU partition, the profile's memory and runtime
+    judge = out[out.index("rule judge_seeds:"):]
+    resources = judge[judge.index("resources:"):].splitlines()[0]
+    for item in ("gpu=1", "mem_mb=64000", "runtime=240", "slurm_partition=a100", "gpu_model=a100",
+                 "cpus_per_gpu=8"):
+        assert item in resources, resources
+
+
+def test_the_example_partition_file_is_read_by_the_plugin() -> None:
+    from snakemake_executor_plugin_slurm.partitions import read_partition_file
+
+    partitions = {p.name: p for p in read_partition_file(PROFILE / "partitions.example.yaml")}
+    assert partitions["a100"].limits.available_gpu_models == ["a100"]
+    assert all(p.limits.max_gpu == 0 for name, p in partitions.items() if name != "a100")
