@@ -16,13 +16,14 @@ rule generate_concepts:
         backend=config["generation"]["backend"],
         batch_size=config["generation"]["batch_size"],
         device=config["generation"]["device"],
+        chunk_rows=config["generation"]["chunk_rows"],
     threads: GPU_THREADS
     log:
         "results/logs/generate_concepts/{shard}.log",
     benchmark:
         "results/benchmarks/generate_concepts/{shard}.tsv"
     conda:
-        "../envs/generate.yaml"
+        generation_env()
     resources:
         mem_mb=mem_mb("gpu"),
         runtime=runtime("gpu"),
@@ -46,13 +47,14 @@ rule generate_instructions:
         backend=config["generation"]["backend"],
         batch_size=config["generation"]["batch_size"],
         device=config["generation"]["device"],
+        chunk_rows=config["generation"]["chunk_rows"],
     threads: GPU_THREADS
     log:
         "results/logs/generate_instructions/{shard}.log",
     benchmark:
         "results/benchmarks/generate_instructions/{shard}.tsv"
     conda:
-        "../envs/generate.yaml"
+        generation_env()
     resources:
         mem_mb=mem_mb("gpu"),
         runtime=runtime("gpu"),

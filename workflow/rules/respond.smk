@@ -16,13 +16,14 @@ rule generate_responses:
         backend=config["generation"]["backend"],
         batch_size=config["generation"]["batch_size"],
         device=config["generation"]["device"],
+        chunk_rows=config["generation"]["chunk_rows"],
     threads: GPU_THREADS
     log:
         "results/logs/generate_responses/{shard}.log",
     benchmark:
         "results/benchmarks/generate_responses/{shard}.tsv"
     conda:
-        "../envs/generate.yaml"
+        generation_env()
     resources:
         mem_mb=mem_mb("gpu"),
         runtime=runtime("gpu"),
