@@ -94,11 +94,17 @@ def test_chunks_of_other_settings_are_discarded(tmp_path: Path) -> None:
         calls.append(len(chunk))
         stats.seen(len(chunk))
         stats.kept(len(chunk))
+        stats.extra["instructions"] = len(chunk)
+        stats.extra["category_counts"] = {"class": 1, "function": len(chunk) - 1}
         return chunk
 
     run_in_chunks(rows, step, output, 2, StageStats("x"), "settings-a")
-    run_in_chunks(rows, step, output, 2, StageStats("x"), "settings-a")  # all chunks done: nothing runs
+    resumed = StageStats("x")
+    run_in_chunks(rows, step, output, 2, resumed, "settings-a")  # all chunks done: nothing runs
     assert calls == [2, 2]
+    # Counters of the chunks add up.
+    assert resumed.records_in == 4 and resumed.extra["instructions"] == 4
+    assert resumed.extra["category_counts"] == {"class": 2, "function": 2}
     run_in_chunks(rows, step, output, 2, StageStats("x"), "settings-b")  # other settings: start over
     assert calls == [2, 2, 2, 2]
     assert fingerprint({"a": 1}, {}) != fingerprint({"a": 2}, {})

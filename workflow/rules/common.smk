@@ -69,13 +69,6 @@ def base_model():
     return config["model"]["base"] or "results/models/teacher"
 
 
-def generation_env():
-    """The conda env of the Self-OSS-Instruct rules: vLLM's own stack for the in-process backend."""
-    if config["generation"]["backend"] == "vllm":
-        return "../envs/generate-vllm.yaml"
-    return "../envs/generate.yaml"
-
-
 def model_dir(wildcards):
     return base_model() if wildcards.model == "base" else "results/models/tuned"
 

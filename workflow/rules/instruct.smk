@@ -23,7 +23,7 @@ rule generate_concepts:
     benchmark:
         "results/benchmarks/generate_concepts/{shard}.tsv"
     conda:
-        generation_env()
+        "../envs/generate.yaml"
     resources:
         mem_mb=mem_mb("gpu"),
         runtime=runtime("gpu"),
@@ -54,7 +54,7 @@ rule generate_instructions:
     benchmark:
         "results/benchmarks/generate_instructions/{shard}.tsv"
     conda:
-        generation_env()
+        "../envs/generate.yaml"
     resources:
         mem_mb=mem_mb("gpu"),
         runtime=runtime("gpu"),

@@ -23,7 +23,7 @@ rule generate_responses:
     benchmark:
         "results/benchmarks/generate_responses/{shard}.tsv"
     conda:
-        generation_env()
+        "../envs/generate.yaml"
     resources:
         mem_mb=mem_mb("gpu"),
         runtime=runtime("gpu"),

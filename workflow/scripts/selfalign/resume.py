@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,9 @@ def _merge(into: StageStats, part: Mapping[str, Any]) -> None:
         # Per-chunk counters add up; anything else (e.g. the sampling dict) is the same in every chunk.
         if isinstance(value, int | float) and not isinstance(value, bool):
             into.extra[key] = into.extra.get(key, 0) + value
+        elif isinstance(value, dict) and all(isinstance(v, int) for v in value.values()):
+            merged = Counter(into.extra.get(key, {})) + Counter(value)  # e.g. counts per category
+            into.extra[key] = dict(sorted(merged.items()))
         else:
             into.extra[key] = value
 
