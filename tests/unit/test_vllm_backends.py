@@ -7,11 +7,12 @@ OpenAI backend runs here and talks to the server; the in-process backend runs in
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import socket
 import subprocess
-import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,7 +198,56 @@ def test_same_shard_twice_gives_identical_completions_on_the_server(backend: Ope
     assert sum(responses_shard(backend, rows)[1]["dropped"].values()) == 24  # a random model parses nothing
 
 
-@needs_vllm
+class _FlakyServer(http.server.BaseHTTPRequestHandler):
+    """Answers 503, then 429, then a valid completion; records the bodies and auth headers it saw."""
+
+    statuses = [503, 429, 200]
+    seen: list[tuple[dict, str]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).seen.append((body, self.headers.get("Authorization", "")))
+        status = type(self).statuses.pop(0)
+        reply = {
+            "choices": [
+                {"index": 1, "text": "b", "finish_reason": "length", "stop_reason": None},
+                {"index": 0, "text": "a", "finish_reason": "stop", "stop_reason": "</tests>"},
+            ],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 5},
+        }
+        payload = json.dumps(reply if status == 200 else {"error": "busy"}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_429_and_503_are_retried_with_the_same_request(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_GENERATION_KEY", "secret-key")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FlakyServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        backend = OpenAIBackend(
+            base_url=f"http://127.0.0.1:{server.server_address[1]}/v1", model="tiny", tokenizer_path=str(model_dir),
+            api_key_env="TEST_GENERATION_KEY", max_retries=3, backoff_seconds=0.01, max_context=CONTEXT,
+        )  # fmt: skip
+        request = sampled("def add(", seed=11, n=2, stop=("</tests>",))
+        [completions] = backend.generate([request])
+    finally:
+        server.shutdown()
+    assert [(c.text, c.finish_reason) for c in completions] == [("a", "stop"), ("b", "length")]  # by index
+    bodies = [body for body, _ in _FlakyServer.seen]
+    assert len(bodies) == 3 and bodies[0] == bodies[2]
+    assert bodies[0] == {"model": "tiny", "prompt": "def add(", **sampling_options(request.spec)}
+    assert {auth for _, auth in _FlakyServer.seen} == {"Bearer secret-key"}
+    assert "secret-key" not in repr(backend) and "secret-key" not in json.dumps(backend.versions())
+
+
 def test_transient_errors_are_retried_then_reported(model_dir: Path) -> None:
     # A port nobody listens on: connection refused on every attempt, retried, then raised.
     dead = f"http://127.0.0.1:{_free_port()}/v1"
