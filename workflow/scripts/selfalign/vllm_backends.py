@@ -204,7 +204,11 @@ class OpenAIBackend:
 
     def _served_max_context(self) -> int | None:
         """vLLM lists ``max_model_len`` in ``/v1/models``; other servers may not."""
-        response = self._call("GET", "/models", None)
+        try:
+            response = self._call("GET", "/models", None)
+        except RuntimeError as err:  # a server without /models (HTTP 404): fall back to the tokenizer
+            log.warning("%s/models: %s; taking the context length from the tokenizer", self.base_url, err)
+            return None
         for entry in response.get("data", []):
             if entry.get("id") == self.model and entry.get("max_model_len"):
                 return int(entry["max_model_len"])
