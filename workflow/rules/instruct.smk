@@ -16,6 +16,7 @@ rule generate_concepts:
         backend=config["generation"]["backend"],
         batch_size=config["generation"]["batch_size"],
         device=config["generation"]["device"],
+        chunk_rows=config["generation"]["chunk_rows"],
     threads: GPU_THREADS
     log:
         "results/logs/generate_concepts/{shard}.log",
@@ -46,6 +47,7 @@ rule generate_instructions:
         backend=config["generation"]["backend"],
         batch_size=config["generation"]["batch_size"],
         device=config["generation"]["device"],
+        chunk_rows=config["generation"]["chunk_rows"],
     threads: GPU_THREADS
     log:
         "results/logs/generate_instructions/{shard}.log",

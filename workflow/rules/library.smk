@@ -28,6 +28,7 @@ LIBRARY_MODULES = [
     "prompts",
     "records",
     "report",
+    "resume",
     "rulekit",
     "sandbox",
     "sandbox_apptainer",
@@ -39,6 +40,7 @@ LIBRARY_MODULES = [
     "stack",
     "teacher",
     "typecheck",
+    "vllm_backends",
 ]
 LIBRARY_FILES = [
     workflow.source_path(f"../scripts/selfalign/{name}.py") for name in LIBRARY_MODULES

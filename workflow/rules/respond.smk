@@ -16,6 +16,7 @@ rule generate_responses:
         backend=config["generation"]["backend"],
         batch_size=config["generation"]["batch_size"],
         device=config["generation"]["device"],
+        chunk_rows=config["generation"]["chunk_rows"],
     threads: GPU_THREADS
     log:
         "results/logs/generate_responses/{shard}.log",

@@ -1,7 +1,7 @@
 """Generation backends: a factory and the transformers (HF ``generate``) backend.
 
-The transformers backend runs anywhere torch runs (the CPU demo, a single GPU). vLLM and an
-OpenAI-compatible server are named in the factory but not implemented yet.
+The transformers backend runs anywhere torch runs (the CPU demo, a single GPU). vLLM in-process and
+an OpenAI-compatible server live in ``vllm_backends`` (imported only when asked for).
 
 Reproducibility contract: a request's completions depend only on its prompt and ``spec`` (seed
 included), not on which other requests share the call. Sampled requests therefore run one request
@@ -15,7 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .generation import Completion, FinishReason, GenerationBackend, GenerationRequest, SamplingSpec
+from .generation import (
+    Completion,
+    FinishReason,
+    GenerationBackend,
+    GenerationRequest,
+    SamplingSpec,
+    check_spec,
+)
 
 ProgressCallback = Callable[[int, int], None]  # (requests done, requests total)
 
@@ -26,10 +33,14 @@ def make_backend(kind: str, **options: Any) -> GenerationBackend:
     """Build the backend named ``kind`` with its constructor ``options``."""
     if kind == "transformers":
         return TransformersBackend(**options)
-    if kind in ("vllm", "openai"):
-        raise NotImplementedError(
-            f"generation backend '{kind}' is not implemented yet; use backend 'transformers'"
-        )
+    if kind == "vllm":
+        from .vllm_backends import VLLMBackend
+
+        return VLLMBackend(**options)
+    if kind == "openai":
+        from .vllm_backends import OpenAIBackend
+
+        return OpenAIBackend(**options)
     raise ValueError(f"unknown generation backend '{kind}' (expected transformers, vllm or openai)")
 
 
@@ -133,18 +144,9 @@ class TransformersBackend:
         return [results[i] for i in range(len(requests))]
 
     def _check(self, request: GenerationRequest) -> None:
+        check_spec(request)
         spec = request.spec
         where = f"request '{request.key}'" if request.key else "request"
-        if spec.n < 1:
-            raise ValueError(f"{where}: n must be >= 1, got {spec.n}")
-        if spec.temperature < 0:
-            raise ValueError(f"{where}: temperature must be >= 0, got {spec.temperature}")
-        if spec.temperature == 0 and spec.n != 1:
-            raise ValueError(f"{where}: greedy decoding (temperature 0) gives identical samples; n must be 1, got {spec.n}")
-        if not 0 < spec.top_p <= 1:
-            raise ValueError(f"{where}: top_p must be in (0, 1], got {spec.top_p}")
-        if spec.max_new_tokens < 1:
-            raise ValueError(f"{where}: max_new_tokens must be >= 1, got {spec.max_new_tokens}")
         prompt_tokens = self.count_tokens(request.prompt)
         if prompt_tokens + spec.max_new_tokens > self.max_context:
             raise ValueError(

@@ -50,3 +50,19 @@ class GenerationBackend(Protocol):
     def max_context(self) -> int: ...
 
     def versions(self) -> dict[str, str]: ...
+
+
+def check_spec(request: GenerationRequest) -> None:
+    """Reject sampling settings no backend can honour, naming the request."""
+    spec = request.spec
+    where = f"request '{request.key}'" if request.key else "request"
+    if spec.n < 1:
+        raise ValueError(f"{where}: n must be >= 1, got {spec.n}")
+    if spec.temperature < 0:
+        raise ValueError(f"{where}: temperature must be >= 0, got {spec.temperature}")
+    if spec.temperature == 0 and spec.n != 1:
+        raise ValueError(f"{where}: greedy decoding (temperature 0) gives identical samples; n must be 1, got {spec.n}")
+    if not 0 < spec.top_p <= 1:
+        raise ValueError(f"{where}: top_p must be in (0, 1], got {spec.top_p}")
+    if spec.max_new_tokens < 1:
+        raise ValueError(f"{where}: max_new_tokens must be >= 1, got {spec.max_new_tokens}")

@@ -8,6 +8,7 @@ unparsable ones with a counted reason, and appends its fields and provenance to 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -136,7 +137,8 @@ def instructions_step(
     base_seed: int,
     stats: StageStats,
 ) -> list[Record]:
-    return _one_output_per_row(
+    """Also counts the kept instructions per sampled category and difficulty (``stats.extra``)."""
+    out = _one_output_per_row(
         "instruction",
         rows,
         lambda record, seed: prompts.c2i_prompt(fewshot, record["concepts"], seed=seed, shots=sampling["shots"]),
@@ -150,6 +152,9 @@ def instructions_step(
         },
         backend, sampling, base_seed, stats,
     )
+    for field in ("category", "difficulty"):
+        stats.extra[f"{field}_counts"] = dict(sorted(Counter(record[field] for record in out).items()))
+    return out
 
 
 def responses_step(
