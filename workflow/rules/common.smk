@@ -118,8 +118,8 @@ def sft_launcher_preview(wildcards, output, resources, input):
     """The SFT job's DeepSpeed launcher command, shown by dry runs (rule train_sft's message)."""
     import sys
 
-    # the library, as the rule scripts see it
-    sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+    # the library where library.smk resolved it: the checkout, or the source cache of a deployed module
+    sys.path.insert(0, str(Path(LIBRARY_FILES[0]).parent.parent))
     from selfalign.launch import planned_command, sft_arguments
 
     args = sft_arguments(config["sft"], input.model, input.data, output[0])
