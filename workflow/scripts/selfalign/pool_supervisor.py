@@ -271,6 +271,7 @@ def _reap_all() -> None:
 
 
 class _Tail:
+    # sandbox._OutputTail again: the supervisor cannot import the package (see the module docstring)
     def __init__(self, cap: int):
         self.cap, self.data = cap, bytearray()
 

@@ -61,7 +61,21 @@ def _check(request: GenerationRequest, count_tokens: Callable[[str], int], max_c
         )
 
 
-class VLLMBackend:
+class _LocalTokenizer:
+    """Context length and prompt-token counts of both vLLM paths: the model's own tokenizer, loaded locally."""
+
+    tokenizer: Any
+    _max_context: int
+
+    @property
+    def max_context(self) -> int:
+        return self._max_context
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text).input_ids)
+
+
+class VLLMBackend(_LocalTokenizer):
     """One ``vllm.LLM`` per job; every prompt of a chunk goes into one ``generate`` call."""
 
     name = "vllm"
@@ -100,13 +114,6 @@ class VLLMBackend:
         )
         self.tokenizer = self.llm.get_tokenizer()
         self._max_context = int(self.llm.llm_engine.model_config.max_model_len)
-
-    @property
-    def max_context(self) -> int:
-        return self._max_context
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text).input_ids)
 
     def versions(self) -> dict[str, str]:
         import torch
@@ -151,7 +158,7 @@ class TransientServerError(RuntimeError):
     """A response worth retrying (see ``TRANSIENT_STATUSES``)."""
 
 
-class OpenAIBackend:
+class OpenAIBackend(_LocalTokenizer):
     """``POST {base_url}/completions`` per request, at most ``max_concurrency`` in flight, with retries.
 
     ``base_url`` ends with ``/v1``. The API key comes from ``api_key`` or the environment variable
@@ -213,13 +220,6 @@ class OpenAIBackend:
             if entry.get("id") == self.model and entry.get("max_model_len"):
                 return int(entry["max_model_len"])
         return None
-
-    @property
-    def max_context(self) -> int:
-        return self._max_context
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text).input_ids)
 
     def versions(self) -> dict[str, str]:
         return {"backend": self.name, "base_url": self.base_url, "model": self.model}
