@@ -3,17 +3,15 @@
     python benchmarks/slurm_dryrun.py [--shards 1000] [--baseline-shards 2]
 
 Runs `snakemake -n --profile profiles/slurm` (no cluster needed) on the demo config with `shards` set to the
-baseline and to the large count, in one run, and prints a Markdown table: wall time of each dry run, their
-ratio, and per rule the jobs in the DAG and the Slurm submissions they become. Submissions: one per job,
-except rules the profile groups (`groups:` + `group-components:`), which go to Slurm as one job per
-`group-components` connected components (shards), and local rules (target rules, `localrule: True`), which
-are not submitted.
+baseline and to the large count, and the large count once more with a copy of the profile without its
+`notemp: true`, all in one run, and prints a Markdown table: wall time of each dry run, its ratio to the
+baseline, and per rule the jobs in the DAG and the Slurm submissions they become (one per job, except local
+rules: target rules and `localrule: True`, which run on the submit host).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 import subprocess
@@ -38,22 +36,23 @@ def local_rules() -> set[str]:
     return local
 
 
-def dry_run(shards: int, grouped: bool = True) -> tuple[float, dict[str, int]]:
-    """Wall time and per-rule job counts of one dry run; `grouped=False` drops the profile's groups."""
+def dry_run(shards: int, notemp: bool = True) -> tuple[float, dict[str, int]]:
+    """Wall time and per-rule job counts of one dry run; `notemp=False` drops the profile's `notemp`."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["shards"] = shards
     with tempfile.TemporaryDirectory() as workdir:
         profile = PROFILE
-        if not grouped:
+        if not notemp:
             settings = yaml.safe_load((PROFILE / "config.yaml").read_text())
-            settings.pop("groups"), settings.pop("group-components")
+            settings.pop("notemp")
             profile = Path(workdir) / "profile"
             profile.mkdir()
             (profile / "config.yaml").write_text(yaml.safe_dump(settings))
         (Path(workdir) / "config").mkdir()
         (Path(workdir) / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+        # --sdm env-modules: a dry run with the profile's conda needs a conda binary, which it does not use
         command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"), "-n",
-                   "--profile", str(profile), "--sdm", "env-modules", "--quiet", "rules", "--directory", workdir]
+                   "--profile", str(profile), "--sdm", "env-modules", "--directory", workdir]
         env = {**os.environ, "SNAKEMAKE_SLURM_GPU_PARTITION": "gpu"}
         start = time.perf_counter()
         result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
@@ -65,44 +64,30 @@ def dry_run(shards: int, grouped: bool = True) -> tuple[float, dict[str, int]]:
     return seconds, counts
 
 
-def submissions(counts: dict[str, int], shards: int) -> dict[str, int]:
-    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
-    groups, components = profile.get("groups", {}), profile.get("group-components", {})
-    local = local_rules()
-    out = {}
-    for rule, count in counts.items():
-        if rule in local:
-            out[rule] = 0
-        elif rule in groups:
-            out[rule] = math.ceil(count / components.get(groups[rule], 1))
-        else:
-            out[rule] = count
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shards", type=int, default=1000)
     parser.add_argument("--baseline-shards", type=int, default=2)
     args = parser.parse_args()
+    if "groups" in yaml.safe_load((PROFILE / "config.yaml").read_text()):
+        sys.exit("the profile has `groups:`; this benchmark counts one submission per non-local job")
     base_seconds, _ = dry_run(args.baseline_shards)
     seconds, counts = dry_run(args.shards)
-    ungrouped_seconds, _ = dry_run(args.shards, grouped=False)
-    jobs = submissions(counts, args.shards)
-    groups = yaml.safe_load((PROFILE / "config.yaml").read_text()).get("groups", {})
-    print(f"dry run, {args.baseline_shards} shards (baseline): {base_seconds:.1f} s; "
-          f"{args.shards} shards: {seconds:.1f} s (ratio {seconds / base_seconds:.1f}x); "
-          f"{args.shards} shards without the profile's groups: {ungrouped_seconds:.1f} s "
-          f"(ratio {ungrouped_seconds / base_seconds:.1f}x)\n")
+    with_temp_seconds, _ = dry_run(args.shards, notemp=False)
+    local = local_rules()
+    print("| dry run | wall time | ratio to baseline |\n| --- | ---: | ---: |")
+    print(f"| {args.baseline_shards} shards, profile (baseline) | {base_seconds:.1f} s | 1x |")
+    print(f"| {args.shards} shards, profile | {seconds:.1f} s | {seconds / base_seconds:.1f}x |")
+    print(f"| {args.shards} shards, profile without `notemp` | {with_temp_seconds:.1f} s "
+          f"| {with_temp_seconds / base_seconds:.1f}x |\n")
     print("| rule | jobs in the DAG | Slurm submissions |\n| --- | ---: | ---: |")
     for rule, count in counts.items():
-        note = f" (group `{groups[rule]}`)" if rule in groups else ""
-        print(f"| {rule}{note} | {count} | {jobs[rule]} |")
-    grouped = {groups[rule] for rule in jobs if rule in groups}
-    # a group's rules share their submissions: count each group once
-    total = sum(n for rule, n in jobs.items() if rule not in groups) + sum(
-        max(jobs[rule] for rule in jobs if groups.get(rule) == group) for group in grouped)
-    print(f"| **total** | {sum(counts.values())} | {total} |")
+        print(f"| {rule} | {count} | {0 if rule in local else count} |")
+    submitted = sum(count for rule, count in counts.items() if rule not in local)
+    print(f"| **total** | {sum(counts.values())} | {submitted} |")
+    over = {rule: count for rule, count in counts.items() if count > args.shards}
+    if over:
+        sys.exit(f"more than one job per shard: {over}")
 
 
 if __name__ == "__main__":

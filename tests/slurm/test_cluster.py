@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,13 +179,16 @@ def test_gpu_rules_go_to_the_gpu_partition_with_their_gpus(pipeline) -> None:
                 assert "gres/gpu" not in job["ReqTRES"] + job["AllocTRES"], job
 
 
-def test_tiny_cpu_steps_are_grouped(pipeline) -> None:
-    _, records = pipeline
-    rules = [rule_of(record) for record in records]  # a group job's comment: <group>_<its rules>
-    for rule in ("filter_heuristics", "decontaminate_seeds", "final_seeds", "select_candidates"):
-        assert rules.count(f"{rule}_{rule}") == 1, rules  # both shards in one job
-        assert rule not in rules, rules
-    assert rules.count("typecheck_seeds") == 2, rules  # not grouped: one job per shard
+def test_at_most_one_job_per_shard_and_light_steps_inside_heavy_jobs(pipeline) -> None:
+    workdir, records = pipeline
+    rules = Counter(rule_of(record) for record in records)
+    per_shard = ("filter_seeds", "judge_seeds", "generate_concepts", "generate_instructions", "generate_responses",
+                 "execute_responses")
+    assert all(rules[rule] == 2 for rule in per_shard), rules  # two shards: one job per shard and stage
+    assert rules["extract_seeds"] == rules["near_dedup_seeds"] == rules["select_keep"] == 1, rules
+    # the light steps wrote their shards from inside those jobs, with no job of their own
+    for light in ("seeds/heuristics", "seeds/decontaminated", "seeds/final", "select/candidates"):
+        assert all((workdir / "results" / light / f"{shard}.jsonl").exists() for shard in ("00", "01")), light
 
 
 def test_rerunning_one_stage_submits_only_its_jobs(pipeline, slurm_cluster: Cluster) -> None:

@@ -1,9 +1,10 @@
+import json
 import random
 
 import numpy as np
 import pytest
 
-from selfalign.neardedup import cluster, keep_set, load_signatures, save_signatures, shingles, signatures
+from selfalign.neardedup import cluster, keep_set, shard_signatures, shingles, signatures
 
 BASE = '''def moving_average(values, window):
     """Return the moving averages of `values` over a sliding window of size `window`.
@@ -76,22 +77,17 @@ def test_result_does_not_depend_on_record_or_shard_order():
         assert cluster(shards[::-1]) == EXPECTED
 
 
-def test_save_and_load_round_trip(tmp_path):
-    sigs = signatures(RECORDS, "seed", num_perm=64, seed=7)
-    path = tmp_path / "sig" / "00.npz"
-    save_signatures(path, sigs)
-    assert sorted(p.name for p in path.parent.iterdir()) == ["00.npz"]  # no temporary file left behind
-    loaded = load_signatures(path)
-    assert loaded.ids == sigs.ids and (loaded.num_perm, loaded.seed, loaded.scheme) == (64, 7, sigs.scheme)
-    assert np.array_equal(loaded.hashvalues, sigs.hashvalues) and loaded.hashvalues.dtype == sigs.hashvalues.dtype
-    assert cluster([loaded], num_perm=64) == EXPECTED
-
-
-def test_load_rejects_other_npz(tmp_path):
-    path = tmp_path / "other.npz"
-    np.savez(path, ids=np.array(["a"]))
-    with pytest.raises(ValueError, match="not a signatures file"):
-        load_signatures(path)
+def test_shard_signatures_in_parallel_equal_serial(tmp_path):
+    paths = []
+    for index, part in enumerate((RECORDS[:2], RECORDS[2:], [])):
+        path = tmp_path / f"{index:02d}.jsonl"
+        path.write_text("".join(json.dumps({**record, "source": "local"}) + "\n" for record in part))
+        paths.append(str(path))
+    serial = shard_signatures(paths, "seed", num_perm=64, seed=7, workers=1)
+    parallel = shard_signatures(paths, "seed", num_perm=64, seed=7, workers=2)
+    assert [s.ids for s in parallel] == [s.ids for s in serial] == [[r["seed_id"] for r in RECORDS[:2]], [r["seed_id"] for r in RECORDS[2:]], []]
+    assert all(np.array_equal(p.hashvalues, s.hashvalues) for p, s in zip(parallel, serial))
+    assert cluster(parallel, num_perm=64) == EXPECTED
 
 
 def test_incompatible_signatures_are_refused():

@@ -106,12 +106,12 @@ def test_report_funnel_numbers_equal_the_stats_files(run, report):
     results_dir, _ = run
     expected: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     per_shard = [
-        "seeds/extracted", "seeds/heuristics", "seeds/typechecked", "seeds/decontaminated", "seeds/judged",
-        "seeds/final", "instruct/concepts", "instruct/instructions", "respond/responses", "execute/verdicts",
-        "select/candidates",
+        "seeds/heuristics", "seeds/typechecked", "seeds/decontaminated", "seeds/judged", "instruct/concepts",
+        "instruct/instructions", "respond/responses", "execute/verdicts", "select/candidates",
     ]
     paths = [p for stage in per_shard for p in sorted((results_dir / stage).glob("[0-9]*.stats.json"))]
-    for path in [*paths, results_dir / "select" / "keep.stats.json"]:
+    whole_run = ["seeds/extracted/stats.json", "seeds/near_dedup/clusters.stats.json", "select/keep.stats.json"]
+    for path in [*paths, *(results_dir / name for name in whole_run)]:
         stats = json.loads(path.read_text())
         row = expected[stats["stage"]]
         row[0] += stats["in"]

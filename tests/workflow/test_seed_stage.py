@@ -55,10 +55,10 @@ def test_planted_benchmarks_are_removed_and_reported(tmp_path, monkeypatch):
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
-    extracted = _stats(tmp_path, "extracted")
-    assert extracted[0]["skipped"] == {"binary": 1, "not_utf8": 1}
-    assert extracted[0]["stack_skipped"] == {"syntax_error": 1} and extracted[0]["stack_documents"] == 2
-    assert sum(s["out"] for s in extracted) == 6  # clean, 3 HumanEval, MBPP, Stack
+    (extracted,) = _stats(tmp_path, "extracted")  # one stats file for all shards
+    assert extracted["skipped"] == {"binary": 1, "not_utf8": 1}
+    assert extracted["stack_skipped"] == {"syntax_error": 1} and extracted["stack_documents"] == 2
+    assert extracted["out"] == sum(extracted["shards"].values()) == 6  # clean, 3 HumanEval, MBPP, Stack
     typechecked = _stats(tmp_path, "typechecked")
     assert all(s["import_environment"]["packages"] > 0 for s in typechecked)
     decontaminated = _stats(tmp_path, "decontaminated")

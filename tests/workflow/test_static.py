@@ -35,7 +35,7 @@ def test_dry_run_plans_every_stage(tmp_path):
     result = snakemake("-n", "--quiet", "rules", "--directory", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     for rule in (
-        "extract_seeds", "typecheck_seeds", "decontaminate_seeds", "judge_seeds", "near_dedup_seeds",
+        "extract_seeds", "filter_seeds", "judge_seeds", "near_dedup_seeds",
         "generate_concepts", "generate_instructions", "generate_responses", "execute_responses",
         "select_keep", "assemble_sft_data", "train_sft", "evalplus_data", "score_evalplus", "funnel",
     ):

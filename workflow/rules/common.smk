@@ -90,23 +90,24 @@ def score_paths():
 
 
 def stage_stats():
-    """Every stats file the funnel aggregates, in pipeline order."""
+    """Every stats file the funnel aggregates (it orders the stages itself)."""
+    whole_run = [
+        "results/seeds/extracted/stats.json",
+        "results/seeds/near_dedup/clusters.stats.json",
+        "results/select/keep.stats.json",
+    ]
     per_shard = [
-        "results/seeds/extracted/{shard}.stats.json",
         "results/seeds/heuristics/{shard}.stats.json",
         "results/seeds/typechecked/{shard}.stats.json",
         "results/seeds/decontaminated/{shard}.stats.json",
         "results/seeds/judged/{shard}.stats.json",
-        "results/seeds/final/{shard}.stats.json",
         "results/instruct/concepts/{shard}.stats.json",
         "results/instruct/instructions/{shard}.stats.json",
         "results/respond/responses/{shard}.stats.json",
         "results/execute/verdicts/{shard}.stats.json",
         "results/select/candidates/{shard}.stats.json",
     ]
-    return [path for pattern in per_shard for path in shard_paths(pattern)] + [
-        "results/select/keep.stats.json"
-    ]
+    return whole_run + [path for pattern in per_shard for path in shard_paths(pattern)]
 
 
 def print_funnel(path):

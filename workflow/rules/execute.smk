@@ -1,4 +1,5 @@
-# Execution-based self-validation: every response runs with its tests in the sandbox.
+# Execution-based self-validation: every response runs with its tests in the sandbox. The same job then
+# keeps the passing samples with a usable format (selection's per-shard step, too light for a job of its own).
 
 
 rule execute_responses:
@@ -7,8 +8,12 @@ rule execute_responses:
     output:
         shard="results/execute/verdicts/{shard}.jsonl",
         stats="results/execute/verdicts/{shard}.stats.json",
+        candidates="results/select/candidates/{shard}.jsonl",
+        candidates_stats="results/select/candidates/{shard}.stats.json",
     params:
         execution=config["execution"],
+        # only what the format checks read: a change to selection's dedup must not rerun execution
+        max_instruction_words=config["selection"]["max_instruction_words"],
     threads: CPU_THREADS
     log:
         "results/logs/execute_responses/{shard}.log",

@@ -1,9 +1,26 @@
 # The funnel: records in and out of every stage, with the reasons for drops, and the scores.
 
 
+# Every shard's stats summed once; the funnel, the dataset card and the report read these totals.
+rule stage_totals:
+    input:
+        stage_stats(),
+    output:
+        "results/report/stage_totals.json",
+    log:
+        "results/logs/stage_totals.log",
+    benchmark:
+        "results/benchmarks/stage_totals.tsv"
+    conda:
+        "../envs/seeds.yaml"
+    localrule: True
+    script:
+        "../scripts/stage_totals.py"
+
+
 rule funnel:
     input:
-        stats=stage_stats(),
+        totals="results/report/stage_totals.json",
         scores=score_paths(),
     output:
         tsv="results/report/funnel.tsv",
@@ -70,7 +87,7 @@ rule scores:
 
 rule report_sections:
     input:
-        stats=stage_stats(),
+        totals="results/report/stage_totals.json",
         instructions=shard_paths("results/instruct/instructions/{shard}.jsonl"),
         responses=shard_paths("results/respond/responses/{shard}.jsonl"),
         verdict_stats=shard_paths("results/execute/verdicts/{shard}.stats.json"),

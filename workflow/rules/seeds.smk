@@ -65,7 +65,7 @@ rule extract_seeds:
         stack_stats=stack_shards("results/seeds/stack_functions/{shard}.stats.json"),
     output:
         shards=shard_paths("results/seeds/extracted/{shard}.jsonl"),
-        stats=shard_paths("results/seeds/extracted/{shard}.stats.json"),
+        stats="results/seeds/extracted/stats.json",
     params:
         sources=config["sources"],
     log:
@@ -81,71 +81,36 @@ rule extract_seeds:
         "../scripts/extract_seeds.py"
 
 
-rule filter_heuristics:
+# The per-shard CPU filters run as one job: heuristics -> autoimport + pyright -> decontamination. Each step
+# still writes its own shard and stats; one job instead of three keeps the DAG (and the Slurm queue) small.
+rule filter_seeds:
     input:
-        "results/seeds/extracted/{shard}.jsonl",
+        shard="results/seeds/extracted/{shard}.jsonl",
+        strings="results/seeds/benchmarks/strings.jsonl",
     output:
-        shard="results/seeds/heuristics/{shard}.jsonl",
-        stats="results/seeds/heuristics/{shard}.stats.json",
+        heuristics="results/seeds/heuristics/{shard}.jsonl",
+        heuristics_stats="results/seeds/heuristics/{shard}.stats.json",
+        typechecked="results/seeds/typechecked/{shard}.jsonl",
+        typechecked_stats="results/seeds/typechecked/{shard}.stats.json",
+        shard="results/seeds/decontaminated/{shard}.jsonl",
+        removed="results/seeds/decontaminated/{shard}.removed.jsonl",
+        stats="results/seeds/decontaminated/{shard}.stats.json",
     params:
         heuristics=config["seeds"]["heuristics"],
-    log:
-        "results/logs/filter_heuristics/{shard}.log",
-    benchmark:
-        "results/benchmarks/filter_heuristics/{shard}.tsv"
-    conda:
-        "../envs/seeds.yaml"
-    resources:
-        mem_mb=mem_mb("light"),
-        runtime=runtime("light"),
-    script:
-        "../scripts/filter_heuristics.py"
-
-
-rule typecheck_seeds:
-    input:
-        "results/seeds/heuristics/{shard}.jsonl",
-    output:
-        shard="results/seeds/typechecked/{shard}.jsonl",
-        stats="results/seeds/typechecked/{shard}.stats.json",
-    params:
         typecheck=config["seeds"]["typecheck"],
-        heuristics=config["seeds"]["heuristics"],
+        decontamination=config["seeds"]["decontamination"],
     threads: CPU_THREADS
     log:
-        "results/logs/typecheck_seeds/{shard}.log",
+        "results/logs/filter_seeds/{shard}.log",
     benchmark:
-        "results/benchmarks/typecheck_seeds/{shard}.tsv"
+        "results/benchmarks/filter_seeds/{shard}.tsv"
     conda:
         "../envs/seeds.yaml"
     resources:
         mem_mb=mem_mb("cpu"),
         runtime=runtime("cpu"),
     script:
-        "../scripts/typecheck_seeds.py"
-
-
-rule decontaminate_seeds:
-    input:
-        shard="results/seeds/typechecked/{shard}.jsonl",
-        strings="results/seeds/benchmarks/strings.jsonl",
-    output:
-        shard="results/seeds/decontaminated/{shard}.jsonl",
-        removed="results/seeds/decontaminated/{shard}.removed.jsonl",
-        stats="results/seeds/decontaminated/{shard}.stats.json",
-    params:
-        decontamination=config["seeds"]["decontamination"],
-    log:
-        "results/logs/decontaminate_seeds/{shard}.log",
-    benchmark:
-        "results/benchmarks/decontaminate_seeds/{shard}.tsv"
-    conda:
-        "../envs/seeds.yaml"
-    resources:
-        mem_mb=mem_mb("light"),
-        runtime=runtime("light"),
-    script:
-        "../scripts/decontaminate_seeds.py"
+        "../scripts/filter_seeds.py"
 
 
 rule decontamination_report:
@@ -193,35 +158,20 @@ rule judge_seeds:
         "../scripts/judge_seeds.py"
 
 
-rule minhash_seeds:
-    input:
-        "results/seeds/judged/{shard}.jsonl",
-    output:
-        "results/seeds/minhash/{shard}.npz",
-    params:
-        near_dedup=config["seeds"]["near_dedup"],
-    log:
-        "results/logs/minhash_seeds/{shard}.log",
-    benchmark:
-        "results/benchmarks/minhash_seeds/{shard}.tsv"
-    conda:
-        "../envs/seeds.yaml"
-    resources:
-        mem_mb=mem_mb("cpu"),
-        runtime=runtime("cpu"),
-    script:
-        "../scripts/minhash_seeds.py"
-
-
+# Near-dedup in one job: MinHash signatures of every shard (in parallel, one process per thread), one
+# global LSH + union-find, then every shard filtered to one representative per cluster. The stats file
+# counts all shards (records per shard under "shards"), as extract_seeds' does.
 rule near_dedup_seeds:
     input:
-        shard_paths("results/seeds/minhash/{shard}.npz"),
+        shard_paths("results/seeds/judged/{shard}.jsonl"),
     output:
         clusters="results/seeds/near_dedup/clusters.json",
         stats="results/seeds/near_dedup/clusters.stats.json",
+        shards=shard_paths("results/seeds/final/{shard}.jsonl"),
     params:
         near_dedup=config["seeds"]["near_dedup"],
         limit=config["seeds"]["limit"],
+    threads: CPU_THREADS
     log:
         "results/logs/near_dedup_seeds.log",
     benchmark:
@@ -233,23 +183,3 @@ rule near_dedup_seeds:
         runtime=runtime("cpu"),
     script:
         "../scripts/near_dedup_seeds.py"
-
-
-rule final_seeds:
-    input:
-        shard="results/seeds/judged/{shard}.jsonl",
-        clusters="results/seeds/near_dedup/clusters.json",
-    output:
-        shard="results/seeds/final/{shard}.jsonl",
-        stats="results/seeds/final/{shard}.stats.json",
-    log:
-        "results/logs/final_seeds/{shard}.log",
-    benchmark:
-        "results/benchmarks/final_seeds/{shard}.tsv"
-    conda:
-        "../envs/seeds.yaml"
-    resources:
-        mem_mb=mem_mb("light"),
-        runtime=runtime("light"),
-    script:
-        "../scripts/final_seeds.py"

@@ -1,25 +1,4 @@
-# Selection: format checks per shard -> one global keep list -> the SFT set.
-
-
-rule select_candidates:
-    input:
-        "results/execute/verdicts/{shard}.jsonl",
-    output:
-        shard="results/select/candidates/{shard}.jsonl",
-        stats="results/select/candidates/{shard}.stats.json",
-    params:
-        selection=config["selection"],
-    log:
-        "results/logs/select_candidates/{shard}.log",
-    benchmark:
-        "results/benchmarks/select_candidates/{shard}.tsv"
-    conda:
-        "../envs/seeds.yaml"
-    resources:
-        mem_mb=mem_mb("light"),
-        runtime=runtime("light"),
-    script:
-        "../scripts/select_candidates.py"
+# Selection: format checks per shard (in the execution job) -> one global keep list -> the SFT set.
 
 
 rule select_keep:
@@ -69,7 +48,7 @@ rule assemble_sft_data:
 rule sft_card:
     input:
         data="results/sft/train.jsonl",
-        stats=stage_stats(),
+        totals="results/report/stage_totals.json",
     output:
         "results/sft/README.md",
     params:

@@ -1,12 +1,14 @@
-"""Rule execute_responses: run every response's code with its tests in the sandbox and record the verdict.
+"""Rule execute_responses: run every response's code with its tests in the sandbox and record the verdict;
+then selection's per-shard step: the passing samples with a usable format, with their dedup keys.
 
 Every sample is written with its verdict (pass, fail, timeout, memory, infra-error, or not run because it
-has no code or does not compile); selection keeps the passing ones.
+has no code or does not compile) to the verdicts shard; the candidates shard holds the passing ones that
+pass the format checks, and its stats count every other sample by reason.
 """
 
 from collections import Counter
 
-from selfalign import programs, records
+from selfalign import programs, records, selection
 from selfalign.records import read_stage
 from selfalign.rulekit import progress_logger, shard_name, start_logging
 from selfalign.sandbox import Limits, make_sandbox, run_many
@@ -74,3 +76,23 @@ if hasattr(sandbox, "close"):
 if counts.get("infra-error"):
     log.warning("%d samples could not be run by the sandbox (infra-error); they are kept and reported", counts["infra-error"])
 log.info("%s", stats.write(snakemake.output.stats))
+
+candidate_stats = StageStats("select_candidates", shard_name(snakemake.output.candidates))
+
+
+def candidates():
+    for record in out:
+        candidate_stats.seen()
+        if record["verdict"] != "pass":
+            candidate_stats.drop(f"verdict_{record['verdict']}")
+            continue
+        problem = selection.format_problem(record, snakemake.params.max_instruction_words)
+        if problem:
+            candidate_stats.drop(problem)
+            continue
+        candidate_stats.kept()
+        yield {**record, "selection_keys": selection.candidate_keys(record)}
+
+
+write_jsonl(snakemake.output.candidates, candidates())
+log.info("%s", candidate_stats.write(snakemake.output.candidates_stats))

@@ -6,7 +6,7 @@ import itertools
 from collections import Counter
 from pathlib import Path
 
-from selfalign import seeds
+from selfalign import rulekit, seeds
 from selfalign.rulekit import start_logging
 from selfalign.shards import StageStats, atomic_writer, dumps, read_json, read_shards
 
@@ -23,7 +23,8 @@ files = seeds.python_files(roots, sources["include"], sources["exclude"])
 log.info("%d files under %d tree(s)", len(files), len(roots))
 
 shard_count = len(snakemake.output.shards)
-stats = [StageStats("extract", i) for i in range(shard_count)]
+stats = StageStats("extract")
+per_shard = [0] * shard_count
 skipped: Counter = Counter()
 stack_skipped: Counter = Counter()  # per Stack document, counted apart from local files
 stack_documents = 0
@@ -43,22 +44,26 @@ with contextlib.ExitStack() as stack:
     for count, record in enumerate(records, start=1):
         shard = int(record["seed_id"][2:10], 16) % shard_count
         writers[shard].write(dumps(record) + "\n")
-        stats[shard].seen()
-        stats[shard].kept()
+        per_shard[shard] += 1
+        stats.seen()
+        stats.kept()
         if count % 1000 == 0:
             log.info("%d functions extracted", count)
 
-# File-level skips and duplicates are not attributable to one shard; they are reported on shard 0
-# as "skipped_*" counts that are not part of in/out.
-for i, stat in enumerate(stats):
-    stat.extra["files"] = len(files) if i == 0 else 0
-    stat.extra["skipped"] = dict(sorted(skipped.items())) if i == 0 else {}
-    stat.extra["stack_documents"] = stack_documents if i == 0 else 0
-    stat.extra["stack_skipped"] = dict(sorted(stack_skipped.items())) if i == 0 else {}
-    stat.write(snakemake.output.stats[i])
+# One stats file for all shards (records per shard under "shards"): a stats file per shard would be 1,000
+# more outputs of this one job for Snakemake to index. File-level skips and duplicates are counted apart from
+# in/out ("skipped_*").
+stats.extra.update(
+    shards={rulekit.shard_name(path): count for path, count in zip(snakemake.output.shards, per_shard, strict=True)},
+    files=len(files),
+    skipped=dict(sorted(skipped.items())),
+    stack_documents=stack_documents,
+    stack_skipped=dict(sorted(stack_skipped.items())),
+)
+stats.write(snakemake.output.stats)
 log.info(
     "extracted %d functions; skipped files %s; skipped Stack documents %s",
-    sum(s.records_out for s in stats),
+    stats.records_out,
     dict(skipped),
     dict(stack_skipped),
 )

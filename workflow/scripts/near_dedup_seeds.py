@@ -1,22 +1,30 @@
-"""Rule near_dedup_seeds: phase 2 of near-dedup, one global LSH + union-find over all signatures.
+"""Rule near_dedup_seeds: MinHash-LSH near-dedup of all judged seeds, in one job.
 
-Writes, for every kept seed, its absolute row index, fixed here once for the whole run (the per-row
-sampling seed is base + row). Rows interleave the shards (first seed of each shard, then the second, ...),
-so a `seeds.limit` takes seeds from every shard and every generation job gets work.
+1. MinHash signatures of every shard, shards in parallel processes (one per rule thread);
+2. one global LSH + union-find over all signatures;
+3. every shard filtered to one representative per cluster, each kept seed with its absolute row index,
+   fixed here once for the whole run (the per-row sampling seed is base + row). Rows interleave the shards
+   (first seed of each shard, then the second, ...), so a `seeds.limit` takes seeds from every shard and
+   every generation job gets work.
 """
 
 from itertools import zip_longest
 
 from selfalign import neardedup
-from selfalign.rulekit import start_logging
-from selfalign.shards import StageStats, write_json
+from selfalign.records import read_stage
+from selfalign.rulekit import shard_name, start_logging
+from selfalign.shards import StageStats, write_json, write_jsonl
 
 log = start_logging(snakemake.log[0], "near_dedup_seeds")
 cfg = dict(snakemake.params.near_dedup)
 limit = snakemake.params.limit
+out = snakemake.output
 stats = StageStats("near_dedup")
 
-per_shard = [neardedup.load_signatures(path) for path in snakemake.input]
+per_shard = neardedup.shard_signatures(
+    list(snakemake.input), "seed", num_perm=cfg["num_perm"], seed=cfg["hash_seed"], workers=snakemake.threads
+)
+log.info("%d signatures from %d shards", sum(len(s.ids) for s in per_shard), len(per_shard))
 representative = neardedup.cluster(per_shard, threshold=cfg["threshold"], num_perm=cfg["num_perm"])
 keep = neardedup.keep_set(representative)
 
@@ -36,9 +44,23 @@ for position in zip_longest(*(signatures.ids for signatures in per_shard)):
             stats.kept()
 
 clusters = sum(1 for seed_id, rep in representative.items() if seed_id == rep)
-stats.extra.update(threshold=cfg["threshold"], num_perm=cfg["num_perm"], clusters=clusters)
 write_json(
-    snakemake.output.clusters,
+    out.clusters,
     {"rows": rows, "dropped": dropped, "representative": {k: v for k, v in representative.items() if k != v}},
 )
-log.info("%s", stats.write(snakemake.output.stats))
+
+
+def final_shard(source: str, target: str) -> int:
+    """One shard's kept seeds, each with its row; returns how many."""
+    return write_jsonl(target, ({**r, "row": rows[r["seed_id"]]} for r in read_stage(source, "seeds") if r["seed_id"] in rows))
+
+
+per_shard_kept = {
+    shard_name(target): final_shard(source, target) for source, target in zip(snakemake.input, out.shards, strict=True)
+}
+if sum(per_shard_kept.values()) != len(rows):  # every row lands in exactly one shard
+    raise SystemExit(f"near_dedup_seeds: {len(rows)} rows kept, but the final shards hold {sum(per_shard_kept.values())}")
+stats.extra.update(
+    threshold=cfg["threshold"], num_perm=cfg["num_perm"], clusters=clusters, workers=snakemake.threads, shards=per_shard_kept
+)
+log.info("%s", stats.write(out.stats))

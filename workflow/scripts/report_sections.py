@@ -27,8 +27,8 @@ def write_plot(path: str, draw, *args) -> None:
 
 
 # The stage funnel
-stats = [read_json(path) for path in snakemake.input.stats]
-rows = funnel.aggregate(snakemake.input.stats)
+totals = read_json(snakemake.input.totals)
+rows = funnel.load_rows(snakemake.input.totals)
 header = ["stage", "in", "out", "dropped", "reasons for drops"]
 write_plot(out.funnel_plot, report.plot_funnel, rows)
 write_page(out.funnel_table, "Stage funnel", [report.table_html("Records in and out of every stage", header, report.funnel_table(rows))])
@@ -103,7 +103,7 @@ tool_versions = {
     "python (report)": platform.python_version(),
     "snakemake": snakemake_package.__version__,
     "matplotlib": matplotlib.__version__,
-    **report.versions([*stats, train_stats]),
+    **report.versions([totals, train_stats]),
 }
 write_page(
     out.run_table,

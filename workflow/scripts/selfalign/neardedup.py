@@ -1,15 +1,15 @@
 """MinHash-LSH near-deduplication of seeds (datasketch 2.0), in two phases.
 
 1. ``signatures``: MinHash per record with ``MinHash.bulk`` (one shared set of permutations, chunks
-   of ``BULK_CHUNK`` documents), computable per shard in parallel and saved as ``.npz``: only the
-   hash values, the compact form ``LeanMinHash`` keeps.
+   of ``BULK_CHUNK`` documents), per shard, shards in parallel processes (``shard_signatures``); only
+   the hash values are kept, the compact form ``LeanMinHash`` keeps.
 2. ``cluster``: one pass over all shards' signatures. The bands are cut with datasketch's optimal
    (b, r) for the threshold, exactly as ``MinHashLSH`` cuts them, but bucketed with numpy over the
    whole signature matrix; every bucket links its members to its first one, and connected
    components of those links are the clusters (the same clusters as inserting each ``LeanMinHash``
    into a ``MinHashLSH`` and closing over its query results, ``cluster_with_lsh``, which the tests
    and the benchmark compare against). The representative is the cluster's smallest id.
-3. Per shard, ``keep_set`` is the ids to keep (the rule ``final_seeds`` filters the shard with it).
+3. Per shard, ``keep_set`` is the ids to keep (the rule ``near_dedup_seeds`` filters every shard with it).
 
 Shingling follows the defaults of ChenghaoMou/text-dedup, which the reference used for the seed
 near-dedup at Jaccard 0.5: tokens ``re.split(r"\\W+", text.lower())`` without empties, word 5-grams
@@ -23,20 +23,17 @@ As in text-dedup, every pair that shares an LSH band is a duplicate; no Jaccard 
 
 from __future__ import annotations
 
-import os
 import re
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from datasketch import LeanMinHash, MinHash, MinHashLSH
-
-from .shards import atomic_path
 
 NGRAM = 5
 DEFAULT_NUM_PERM = 128
@@ -98,31 +95,22 @@ def signatures(
     return Signatures(ids, values, num_perm, seed, template.scheme)
 
 
-def save_signatures(path: str | os.PathLike[str], sigs: Signatures) -> None:
-    """Write ``sigs`` as ``.npz``, atomically (temp file + rename)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # a handle: np.savez would append .npz to a name
-        np.savez(
-            handle,
-            ids=np.array(sigs.ids, dtype=str),
-            hashvalues=sigs.hashvalues,
-            num_perm=sigs.num_perm,
-            seed=sigs.seed,
-            scheme=sigs.scheme,
-        )
+def _shard_signatures(job: tuple[str, str, int, int]) -> Signatures:
+    from .records import read_stage  # in the worker process
+
+    path, text_field, num_perm, seed = job
+    return signatures(read_stage(path, "seeds"), text_field=text_field, num_perm=num_perm, seed=seed)
 
 
-def load_signatures(path: str | os.PathLike[str]) -> Signatures:
-    with np.load(Path(path), allow_pickle=False) as data:
-        try:
-            return Signatures(
-                ids=[str(i) for i in data["ids"]],
-                hashvalues=data["hashvalues"],
-                num_perm=int(data["num_perm"]),
-                seed=int(data["seed"]),
-                scheme=str(data["scheme"]),
-            )
-        except KeyError as err:
-            raise ValueError(f"{path}: not a signatures file (missing {err})") from None
+def shard_signatures(
+    paths: list[str], text_field: str, num_perm: int = DEFAULT_NUM_PERM, seed: int = DEFAULT_SEED, workers: int = 1
+) -> list[Signatures]:
+    """``signatures`` of every shard file (seed records), in ``paths`` order, ``workers`` shards at a time."""
+    jobs = [(str(path), text_field, num_perm, seed) for path in paths]
+    if workers <= 1 or len(jobs) <= 1:
+        return [_shard_signatures(job) for job in jobs]
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        return list(pool.map(_shard_signatures, jobs))
 
 
 def _find(parent: dict[str, str], item: str) -> str:
