@@ -5,7 +5,7 @@
 rule fetch_stack:
     output:
         shards=shard_paths("results/seeds/stack/{shard}.jsonl.gz"),
-        stats=shard_paths("results/seeds/stack/{shard}.stats.json"),
+        stats="results/seeds/stack/stats.json",
     params:
         stack=config["sources"]["stack"],
     localrule: True

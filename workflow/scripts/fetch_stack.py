@@ -8,7 +8,7 @@ import contextlib
 import os
 
 from selfalign import stack
-from selfalign.rulekit import start_logging
+from selfalign.rulekit import shard_name, start_logging
 from selfalign.shards import StageStats, atomic_writer, dumps
 
 log = start_logging(snakemake.log[0], "fetch_stack")
@@ -18,18 +18,22 @@ where = f"local files {list(cfg['local_files'])}" if cfg["local_files"] else f"{
 log.info("streaming %s; a token is %s", where, "set" if any(os.environ.get(v) for v in stack.SECRET_VARIABLES) else "not set")
 
 shard_count = len(snakemake.output.shards)
-stats = [StageStats("fetch_stack", i) for i in range(shard_count)]
+stats = StageStats("fetch_stack")  # one file for all shards (rows per shard under "shards"), as extract_seeds'
+per_shard = [0] * shard_count
 documents = stack.stack_documents(stack.stream_rows(cfg), cfg["text_field"], cfg["path_field"], cfg["limit"])
 with contextlib.ExitStack() as exit_stack:
     writers = [exit_stack.enter_context(atomic_writer(path)) for path in snakemake.output.shards]
     for index, document in enumerate(documents):
         shard = index % shard_count  # round robin: the stream's order is fixed, so the layout is too
         writers[shard].write(dumps(document) + "\n")
-        stats[shard].seen()
-        stats[shard].kept()
+        per_shard[shard] += 1
+        stats.seen()
+        stats.kept()
         if (index + 1) % 100_000 == 0:
             log.info("%d rows", index + 1)
-for i, stat in enumerate(stats):
-    stat.extra["source"] = where
-    stat.write(snakemake.output.stats[i])
-log.info("%d rows into %d shards", sum(s.records_out for s in stats), shard_count)
+stats.extra.update(
+    source=where,
+    shards={shard_name(path): count for path, count in zip(snakemake.output.shards, per_shard, strict=True)},
+)
+stats.write(snakemake.output.stats)
+log.info("%d rows into %d shards", stats.records_out, shard_count)
