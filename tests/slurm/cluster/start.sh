@@ -46,6 +46,13 @@ for i in $(seq 0 $((GPUS - 1))); do [ -c /dev/fakegpu$i ] || mknod -m 666 /dev/f
 if [ "$GPUS" -gt 1 ]; then GRES_FILES="/dev/fakegpu[0-$((GPUS - 1))]"; else GRES_FILES=/dev/fakegpu0; fi
 render() { sed -e "s|@CPUS@|$CPUS|g; s|@REALMEM@|$REALMEM|g; s|@GPU_COUNT@|$GPUS|g" \
                -e "s|@DBPASS@|$DBPASS|g; s|@GRES_FILES@|$GRES_FILES|g; s|@ACCT_[A-Z]*@||g" "$1"; }
+# Never overwrite a Slurm configuration this script did not write (a real cluster's): they carry this marker.
+MARKER="# selfalign-test-cluster:"
+for conf in /etc/slurm/slurm.conf /etc/slurm/gres.conf /etc/slurm/slurmdbd.conf; do
+  if [ -s "$conf" ] && ! grep -q "^$MARKER" "$conf"; then
+    echo "$conf exists and was not written by this script: not touching a real Slurm configuration" >&2; exit 1
+  fi
+done
 new_conf=$(render "$HERE/slurm.conf.in")
 new_gres=$(render "$HERE/gres.conf.in")
 conf_changed=0

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Stop the cluster started by start.sh: cancel its jobs, then stop each daemon by its pid file (never by name).
-# Accounting data and Slurm state are kept; SLURM_TEST_PURGE=1 deletes both.
+# Stop the cluster started by start.sh: cancel its jobs, then stop each daemon by its pid file (never by name),
+# and remove the configs start.sh wrote, so that Slurm commands here no longer wait for a controller that is
+# gone. Accounting data and Slurm state are kept; SLURM_TEST_PURGE=1 deletes both.
 set -uo pipefail
 [ "$(id -u)" = 0 ] || { echo "stop.sh must run as root" >&2; exit 1; }
 alive() { local pid name; pid=$(cat "$1" 2>/dev/null) || return 1; [ -n "$pid" ] || return 1
@@ -29,4 +30,7 @@ stop_pidfile mariadbd /run/mysqld/mysqld.pid &
 stop_pidfile munged /run/munge/munged.pid &
 wait
 [ "${SLURM_TEST_PURGE:-0}" = 1 ] && rm -rf /var/lib/slurm/slurmctld/* /var/lib/slurm/slurmd/*
+for conf in /etc/slurm/slurm.conf /etc/slurm/gres.conf /etc/slurm/slurmdbd.conf; do
+  grep -q "^# selfalign-test-cluster:" "$conf" 2>/dev/null && rm -f "$conf"
+done
 exit 0
