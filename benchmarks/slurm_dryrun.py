@@ -3,8 +3,8 @@
     python benchmarks/slurm_dryrun.py [--shards 1000] [--baseline-shards 2]
 
 Runs `snakemake -n --profile profiles/slurm` (no cluster needed) on the demo config with `shards` set to the
-baseline and to the large count, and the large count once more with a copy of the profile without its
-`notemp: true`, all in one run, and prints a Markdown table: wall time of each dry run, its ratio to the
+baseline and to the large count, and the large count twice more: with a copy of the profile without its
+`notemp: true`, and with The Stack as a seed source too; all in one run, and prints a Markdown table: wall time of each dry run, its ratio to the
 baseline, and per rule the jobs in the DAG and the Slurm submissions they become (one per job, except local
 rules: target rules and `localrule: True`, which run on the submit host).
 """
@@ -36,10 +36,12 @@ def local_rules() -> set[str]:
     return local
 
 
-def dry_run(shards: int, notemp: bool = True) -> tuple[float, dict[str, int]]:
-    """Wall time and per-rule job counts of one dry run; `notemp=False` drops the profile's `notemp`."""
+def dry_run(shards: int, notemp: bool = True, stack: bool = False) -> tuple[float, dict[str, int]]:
+    """Wall time and per-rule job counts of one dry run; `notemp=False` drops the profile's `notemp`,
+    `stack=True` adds The Stack as a seed source (its per-shard parsing jobs)."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["shards"] = shards
+    config["sources"]["stack"] = {"enabled": stack}
     with tempfile.TemporaryDirectory() as workdir:
         profile = PROFILE
         if not notemp:
@@ -74,12 +76,15 @@ def main() -> None:
     base_seconds, _ = dry_run(args.baseline_shards)
     seconds, counts = dry_run(args.shards)
     with_temp_seconds, _ = dry_run(args.shards, notemp=False)
+    stack_seconds, stack_counts = dry_run(args.shards, stack=True)
     local = local_rules()
     print("| dry run | wall time | ratio to baseline |\n| --- | ---: | ---: |")
     print(f"| {args.baseline_shards} shards, profile (baseline) | {base_seconds:.1f} s | 1x |")
     print(f"| {args.shards} shards, profile | {seconds:.1f} s | {seconds / base_seconds:.1f}x |")
     print(f"| {args.shards} shards, profile without `notemp` | {with_temp_seconds:.1f} s "
-          f"| {with_temp_seconds / base_seconds:.1f}x |\n")
+          f"| {with_temp_seconds / base_seconds:.1f}x |")
+    print(f"| {args.shards} shards, profile, The Stack as a source too ({sum(stack_counts.values())} jobs) "
+          f"| {stack_seconds:.1f} s | {stack_seconds / base_seconds:.1f}x |\n")
     print("| rule | jobs in the DAG | Slurm submissions |\n| --- | ---: | ---: |")
     for rule, count in counts.items():
         print(f"| {rule} | {count} | {0 if rule in local else count} |")
