@@ -4,9 +4,10 @@
 
 Runs `snakemake -n --profile profiles/slurm` (no cluster needed) on the demo config with `shards` set to the
 baseline and to the large count, and the large count twice more: with a copy of the profile without its
-`notemp: true`, and with The Stack as a seed source too; all in one run, and prints a Markdown table: wall time of each dry run, its ratio to the
-baseline, and per rule the jobs in the DAG and the Slurm submissions they become (one per job, except local
-rules: target rules and `localrule: True`, which run on the submit host).
+`notemp: true`, and with The Stack as a seed source too; all in one run. Prints Markdown tables: wall time
+of each dry run and its ratio to the baseline, and per rule the jobs in the DAG and the Slurm submissions
+they become (one per job, except local rules: target rules and `localrule: True`, which run on the submit
+host).
 """
 
 from __future__ import annotations

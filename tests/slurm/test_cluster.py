@@ -92,12 +92,9 @@ def sacct(since: str) -> list[dict[str, str]]:
 
 
 def rule_of(record: dict[str, str]) -> str:
-    """The rule (or group) name from the plugin's `--comment rule_<rule>_wildcards_<...>` / `group_<group>`."""
+    """The rule name from the plugin's `--comment rule_<rule>_wildcards_<...>`."""
     comment = record["Comment"]
-    for prefix in ("rule_", "group_"):
-        if comment.startswith(prefix):
-            return comment[len(prefix):].split("_wildcards_")[0]
-    return comment
+    return comment.removeprefix("rule_").split("_wildcards_")[0]
 
 
 def now() -> str:

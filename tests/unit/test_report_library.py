@@ -64,7 +64,7 @@ def test_score_rows_read_any_benchmark_file(tmp_path):
 
 
 def test_versions_and_flatten():
-    assert report.versions([{"versions": {"python": "3.11"}}, {"versions": {"python": "3.12", "torch": "2"}}, {}]) == {
+    assert funnel.versions([{"versions": {"python": "3.11"}}, {"versions": {"python": "3.12", "torch": "2"}}, {}]) == {
         "python": "3.11, 3.12",
         "torch": "2",
     }

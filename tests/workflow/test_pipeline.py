@@ -16,7 +16,7 @@ import yaml
 from conftest import small_config, snakemake, write_config
 
 PER_SHARD_STAGES = [
-    ("seeds/extracted", "seeds"),  # the whole-run jobs that write these two count all shards in one stats file
+    ("seeds/extracted", "seeds"),  # extracted and final: one stats file for all shards (whole-run jobs)
     ("seeds/heuristics", "seeds"),
     ("seeds/typechecked", "seeds"),
     ("seeds/decontaminated", "seeds"),

@@ -6,8 +6,8 @@ import itertools
 from collections import Counter
 from pathlib import Path
 
-from selfalign import rulekit, seeds
-from selfalign.rulekit import start_logging
+from selfalign import seeds
+from selfalign.rulekit import shard_name, start_logging
 from selfalign.shards import StageStats, atomic_writer, dumps, read_json, read_shards
 
 log = start_logging(snakemake.log[0], "extract_seeds")
@@ -54,7 +54,7 @@ with contextlib.ExitStack() as stack:
 # more outputs of this one job for Snakemake to index. File-level skips and duplicates are counted apart from
 # in/out ("skipped_*").
 stats.extra.update(
-    shards={rulekit.shard_name(path): count for path, count in zip(snakemake.output.shards, per_shard, strict=True)},
+    shards={shard_name(path): count for path, count in zip(snakemake.output.shards, per_shard, strict=True)},
     files=len(files),
     skipped=dict(sorted(skipped.items())),
     stack_documents=stack_documents,

@@ -28,7 +28,7 @@ def write_plot(path: str, draw, *args) -> None:
 
 # The stage funnel
 totals = read_json(snakemake.input.totals)
-rows = funnel.load_rows(snakemake.input.totals)
+rows = funnel.load_rows(totals)
 header = ["stage", "in", "out", "dropped", "reasons for drops"]
 write_plot(out.funnel_plot, report.plot_funnel, rows)
 write_page(out.funnel_table, "Stage funnel", [report.table_html("Records in and out of every stage", header, report.funnel_table(rows))])
@@ -103,7 +103,7 @@ tool_versions = {
     "python (report)": platform.python_version(),
     "snakemake": snakemake_package.__version__,
     "matplotlib": matplotlib.__version__,
-    **report.versions([totals, train_stats]),
+    **funnel.versions([totals, train_stats]),
 }
 write_page(
     out.run_table,

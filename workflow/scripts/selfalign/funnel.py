@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .shards import read_json
@@ -26,9 +26,12 @@ STAGE_LABELS = {
 
 
 def aggregate(stats_paths: Iterable[str]) -> list[dict[str, Any]]:
+    return _rows(read_json(path) for path in stats_paths)
+
+
+def _rows(all_stats: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
-    for path in stats_paths:
-        stats = read_json(path)
+    for stats in all_stats:
         row = rows.setdefault(
             stats["stage"], {"stage": stats["stage"], "in": 0, "out": 0, "dropped": Counter(), "seconds": 0.0, "shards": 0}
         )
@@ -47,21 +50,27 @@ def totals(stats_paths: Iterable[str]) -> dict[str, Any]:
     One file of totals lets the funnel, the dataset card and the report read a handful of numbers instead of
     every shard's stats file each (with 1,000 shards, 11,000 inputs per rule for Snakemake to resolve).
     """
-    paths = list(stats_paths)
-    versions: dict[str, set[str]] = {}
-    for path in paths:
-        for name, version in (read_json(path).get("versions") or {}).items():
-            versions.setdefault(str(name), set()).add(str(version))
+    all_stats = [read_json(path) for path in stats_paths]
     return {
-        "rows": [{**row, "dropped": dict(row["dropped"].most_common())} for row in aggregate(paths)],
-        "versions": {name: ", ".join(sorted(values)) for name, values in sorted(versions.items())},
-        "stats_files": len(paths),
+        "rows": [{**row, "dropped": dict(row["dropped"].most_common())} for row in _rows(all_stats)],
+        "versions": versions(all_stats),
+        "stats_files": len(all_stats),
     }
 
 
-def load_rows(totals_path: str) -> list[dict[str, Any]]:
-    """The funnel rows of a totals file (``totals``), with their drop counters."""
-    return [{**row, "dropped": Counter(row["dropped"])} for row in read_json(totals_path)["rows"]]
+def versions(sources: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Tool versions recorded by the stages (``versions`` of each stats file, the SFT's ``train_stats``)."""
+    found: dict[str, set[str]] = {}
+    for source in sources:
+        for name, version in (source.get("versions") or {}).items():
+            found.setdefault(str(name), set()).add(str(version))
+    return {name: ", ".join(sorted(values)) for name, values in sorted(found.items())}
+
+
+def load_rows(totals_or_path: str | Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The funnel rows of ``totals`` (the dict, or the file it was written to), with their drop counters."""
+    summed = read_json(totals_or_path) if isinstance(totals_or_path, str) else totals_or_path
+    return [{**row, "dropped": Counter(row["dropped"])} for row in summed["rows"]]
 
 
 def reasons(dropped: dict[str, int]) -> str:

@@ -88,15 +88,6 @@ def score_rows(paths: Iterable[str | Path], read: Any) -> list[Row]:
     return out
 
 
-def versions(sources: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """Tool versions recorded by the stages (``versions`` of each stats file, the SFT's ``train_stats``)."""
-    found: dict[str, set[str]] = {}
-    for source in sources:
-        for name, version in (source.get("versions") or {}).items():
-            found.setdefault(str(name), set()).add(str(version))
-    return {name: ", ".join(sorted(values)) for name, values in sorted(found.items())}
-
-
 def flatten(config: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     """A nested config as (dotted key, value) pairs, in the config's order."""
     pairs: list[tuple[str, Any]] = []
