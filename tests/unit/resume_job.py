@@ -8,6 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workflow" / "scripts"))
 
 from selfalign import instruct  # noqa: E402
+from selfalign.generation import StepSettings  # noqa: E402
 from selfalign.backends import TransformersBackend  # noqa: E402
 from selfalign.fewshot import load_instruct_fewshot  # noqa: E402
 from selfalign.resume import discard_chunks, fingerprint, run_in_chunks  # noqa: E402
@@ -25,7 +26,7 @@ key = fingerprint({"sampling": SAMPLING, "seed": 3407, "model": model}, {"input"
 
 
 def step(chunk, chunk_stats):
-    out = instruct.concepts_step(chunk, fewshot, backend, SAMPLING, 3407, chunk_stats)
+    out = instruct.concepts_step(chunk, fewshot, backend, StepSettings.from_config(SAMPLING), 3407, chunk_stats)
     print(f"chunk of {len(chunk)} rows done", flush=True)
     return out
 

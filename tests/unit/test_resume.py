@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from selfalign import instruct
+from selfalign.generation import StepSettings
 from selfalign.backends import TransformersBackend
 from selfalign.fewshot import load_instruct_fewshot
 from selfalign.resume import chunk_dir_for, fingerprint, run_in_chunks
@@ -63,7 +64,7 @@ def test_same_shard_twice_is_identical_on_transformers(model_dir: Path, tmp_path
     runs = []
     for attempt in range(2):
         stats = StageStats("concepts", "00")
-        out = instruct.concepts_step(rows, FEWSHOT, backend, SAMPLING, 3407, stats)
+        out = instruct.concepts_step(rows, FEWSHOT, backend, StepSettings.from_config(SAMPLING), 3407, stats)
         write_jsonl(tmp_path / f"{attempt}.jsonl", out)
         runs.append(((tmp_path / f"{attempt}.jsonl").read_bytes(), counts(stats)))
     assert runs[0] == runs[1]
@@ -74,9 +75,9 @@ def test_chunked_run_equals_one_call(model_dir: Path, tmp_path: Path) -> None:
     backend = TransformersBackend(str(model_dir), device="cpu", threads=2)
     rows = seed_rows(5)
     whole_stats = StageStats("concepts", "00")
-    whole = instruct.concepts_step(rows, FEWSHOT, backend, SAMPLING, 3407, whole_stats)
+    whole = instruct.concepts_step(rows, FEWSHOT, backend, StepSettings.from_config(SAMPLING), 3407, whole_stats)
     chunked_stats = StageStats("concepts", "00")
-    step = lambda chunk, stats: instruct.concepts_step(chunk, FEWSHOT, backend, SAMPLING, 3407, stats)  # noqa: E731
+    step = lambda chunk, stats: instruct.concepts_step(chunk, FEWSHOT, backend, StepSettings.from_config(SAMPLING), 3407, stats)  # noqa: E731
     chunked = run_in_chunks(rows, step, tmp_path / "00.jsonl", 2, chunked_stats, "key")
     assert chunked == whole and counts(chunked_stats) == counts(whole_stats)
     assert sorted(p.name for p in chunk_dir_for(tmp_path / "00.jsonl").iterdir())[:2] == [

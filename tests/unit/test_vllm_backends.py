@@ -21,7 +21,7 @@ import pytest
 import requests
 from selfalign import instruct, prompts
 from selfalign.fewshot import load_instruct_fewshot
-from selfalign.generation import Completion, GenerationRequest, SamplingSpec
+from selfalign.generation import Completion, GenerationRequest, SamplingSpec, StepSettings
 from selfalign.shards import StageStats
 from selfalign.vllm_backends import OpenAIBackend, map_finish, sampling_options
 from selfalign.teacher import build_model, train_tokenizer
@@ -177,7 +177,7 @@ def shard_rows(count: int, start: int = 0) -> list[dict]:
 def responses_shard(backend, rows: list[dict]) -> tuple[list[dict], dict]:
     stats = StageStats("responses", "00")
     sampling = {"shots": 1, "n": 4, "temperature": 0.7, "top_p": 1.0, "max_new_tokens": 24}
-    out = instruct.responses_step(rows, FEWSHOT, backend, sampling, 3407, stats)
+    out = instruct.responses_step(rows, FEWSHOT, backend, StepSettings.from_config(sampling), 3407, stats)
     return out, {"in": stats.records_in, "out": stats.records_out, "dropped": dict(stats.dropped)}
 
 

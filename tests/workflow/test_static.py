@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from selfalign.backends import BACKENDS
 
 from conftest import DEFAULT_CONFIG, REPO, snakemake, write_config
 
@@ -60,12 +61,16 @@ def test_every_rule_with_an_action_has_log_benchmark_and_pinned_conda_env():
         assert "    log:" in body, name
         assert "    benchmark:" in body, name
         env = re.search(r'conda:\n\s+"\.\./(envs/[\w.]+\.yaml)"', body)
-        assert env, f"{name}: no conda env under envs/"
-        spec = yaml.safe_load((REPO / "workflow" / env.group(1)).read_text())
-        assert spec["channels"] == ["conda-forge", "nodefaults"], name
-        for dep in spec["dependencies"]:
-            if isinstance(dep, str) and dep.startswith("python"):
-                assert "=" in dep
+        role = re.search(r'conda:\n\s+generation_env\("(\w+)"\)', body)
+        assert env or role, f"{name}: no conda env under envs/"
+        # a generating rule's env comes from the backend registry: every backend's env for its role
+        envs = [env.group(1)] if env else [f"envs/{kind.conda_envs[role.group(1)]}" for kind in BACKENDS.values()]
+        for path in envs:
+            spec = yaml.safe_load((REPO / "workflow" / path).read_text())
+            assert spec["channels"] == ["conda-forge", "nodefaults"], name
+            for dep in spec["dependencies"]:
+                if isinstance(dep, str) and dep.startswith("python"):
+                    assert "=" in dep
 
 
 def _dry_run_with(tmp_path: Path, config: dict) -> subprocess.CompletedProcess:

@@ -1,4 +1,5 @@
-# Config validation, shard helpers, resource classes and input helpers; nothing else.
+# Config validation, shard helpers, resource classes and input and params helpers; nothing else.
+from collections.abc import Mapping
 from pathlib import Path
 
 import jsonschema
@@ -66,6 +67,37 @@ def runtime(resource_class):
     return lambda wildcards, attempt: base * attempt
 
 
+def canonical(value):
+    """``value`` with every mapping's keys sorted, recursively. Snakemake detects changed params by their
+    repr, so the order of keys in a user's config file must not make a rule rerun."""
+    if isinstance(value, Mapping):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return [canonical(item) for item in value]
+    return value
+
+
+def section(*keys):
+    """A config section for a rule's ``params:``, in canonical form, e.g. section("seeds", "judge")."""
+    value = config
+    for key in keys:
+        value = value[key]
+    return canonical(value)
+
+
+def generation_params():
+    """The generation backend settings a generating rule's params carry: the chosen backend and its own
+    keys only, never the API key (the registry in selfalign.backends says which keys).
+    """
+    return canonical(library_module("backends").backend_params(config["generation"]))
+
+
+def generation_env(role):
+    """The conda env of a generating rule ("generate" or "evaluate") for the configured backend."""
+    kind = library_module("backends").backend_kind(config["generation"]["backend"])
+    return f"../envs/{kind.conda_envs[role]}"
+
+
 def stack_shards(pattern):
     """Every shard of one Stack stage, when that source is enabled (else none)."""
     return shard_paths(pattern) if config["sources"]["stack"]["enabled"] else []
@@ -85,7 +117,7 @@ def score_paths():
     return expand(
         "results/scores/{model}/{benchmark}.json",
         model=["base", "tuned"],
-        benchmark=config["evaluation"]["benchmarks"],
+        benchmark=section("evaluation", "benchmarks"),
     )
 
 
@@ -117,11 +149,29 @@ def print_funnel(path):
 
 def sft_launcher_preview(wildcards, output, resources, input):
     """The SFT job's DeepSpeed launcher command, shown by dry runs (rule train_sft's message)."""
+    launch = library_module("launch")
+    args = launch.sft_arguments(config["sft"], input.model, input.data, output[0])
+    return launch.planned_command(resources.gpu, config["sft"]["ranks"], args)
+
+
+# Modules the workflow itself imports while parsing (the backend registry, the launcher preview). They
+# import only the standard library at module level, so parsing never loads torch or vLLM
+# (tests/unit/test_library_manifest.py checks this).
+PARSE_TIME_MODULES = ("backends", "launch")
+
+
+def library_module(name):
+    """Import ``selfalign.<name>`` from where the rule scripts get it (checkout or source cache; LIBRARY_FILES is in library.smk)."""
+    import importlib
     import sys
 
-    # the library where library.smk resolved it: the checkout, or the source cache of a deployed module
-    sys.path.insert(0, str(Path(LIBRARY_FILES[0]).parent.parent))
-    from selfalign.launch import planned_command, sft_arguments
-
-    args = sft_arguments(config["sft"], input.model, input.data, output[0])
-    return planned_command(resources.gpu, config["sft"]["ranks"], args)
+    if name not in PARSE_TIME_MODULES:
+        raise ValueError(
+            f"selfalign.{name} is not a parse-time module ({', '.join(PARSE_TIME_MODULES)})"
+        )
+    root = str(Path(LIBRARY_FILES[0]).parent.parent)
+    if root not in sys.path:
+        sys.path.append(
+            root
+        )  # appended: a script directory must not shadow an installed module
+    return importlib.import_module(f"selfalign.{name}")

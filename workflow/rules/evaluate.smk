@@ -30,18 +30,16 @@ rule score_evalplus:
         scores="results/scores/{model}/{benchmark}.json",
         samples="results/scores/{model}/{benchmark}.samples.jsonl",
     params:
-        evaluation=config["evaluation"],
-        execution=config["execution"],
-        backend=config["generation"]["backend"],
-        batch_size=config["generation"]["batch_size"],
-        device=config["generation"]["device"],
+        evaluation=section("evaluation"),
+        execution=section("execution"),
+        generation=generation_params(),
     threads: GPU_THREADS
     log:
         "results/logs/score_evalplus/{model}/{benchmark}.log",
     benchmark:
         "results/benchmarks/score_evalplus/{model}/{benchmark}.tsv"
     conda:
-        "../envs/evaluate.yaml"
+        generation_env("evaluate")
     resources:
         mem_mb=mem_mb("gpu"),
         runtime=runtime("gpu"),

@@ -11,9 +11,9 @@ rule execute_responses:
         candidates="results/select/candidates/{shard}.jsonl",
         candidates_stats="results/select/candidates/{shard}.stats.json",
     params:
-        execution=config["execution"],
+        execution=section("execution"),
         # only what the format checks read: a change to selection's dedup must not rerun execution
-        max_instruction_words=config["selection"]["max_instruction_words"],
+        max_instruction_words=section("selection", "max_instruction_words"),
     threads: CPU_THREADS
     log:
         "results/logs/execute_responses/{shard}.log",

@@ -1,4 +1,6 @@
 # Self-OSS-Instruct, first two steps: seed -> concepts -> instruction (few-shot completion prompts).
+# The three generation steps share one rule body (generate_concepts); the other two reuse it with their
+# own shards and sampling settings (the third, generate_responses, is in respond.smk).
 
 
 rule generate_concepts:
@@ -11,19 +13,17 @@ rule generate_concepts:
         stats="results/instruct/concepts/{shard}.stats.json",
     params:
         step="concepts",
-        sampling=config["generation"]["concepts"],
+        sampling=section("generation", "concepts"),
         seed=config["seed"],
-        backend=config["generation"]["backend"],
-        batch_size=config["generation"]["batch_size"],
-        device=config["generation"]["device"],
-        chunk_rows=config["generation"]["chunk_rows"],
+        generation=generation_params(),
+        chunk_rows=section("generation", "chunk_rows"),
     threads: GPU_THREADS
     log:
         "results/logs/generate_concepts/{shard}.log",
     benchmark:
         "results/benchmarks/generate_concepts/{shard}.tsv"
     conda:
-        "../envs/generate.yaml"
+        generation_env("generate")
     resources:
         mem_mb=mem_mb("gpu"),
         runtime=runtime("gpu"),
@@ -32,7 +32,7 @@ rule generate_concepts:
         "../scripts/generate.py"
 
 
-rule generate_instructions:
+use rule generate_concepts as generate_instructions with:
     input:
         shard="results/instruct/concepts/{shard}.jsonl",
         model=base_model(),
@@ -42,22 +42,11 @@ rule generate_instructions:
         stats="results/instruct/instructions/{shard}.stats.json",
     params:
         step="instructions",
-        sampling=config["generation"]["instructions"],
+        sampling=section("generation", "instructions"),
         seed=config["seed"],
-        backend=config["generation"]["backend"],
-        batch_size=config["generation"]["batch_size"],
-        device=config["generation"]["device"],
-        chunk_rows=config["generation"]["chunk_rows"],
-    threads: GPU_THREADS
+        generation=generation_params(),
+        chunk_rows=section("generation", "chunk_rows"),
     log:
         "results/logs/generate_instructions/{shard}.log",
     benchmark:
         "results/benchmarks/generate_instructions/{shard}.tsv"
-    conda:
-        "../envs/generate.yaml"
-    resources:
-        mem_mb=mem_mb("gpu"),
-        runtime=runtime("gpu"),
-        gpu=GPUS,
-    script:
-        "../scripts/generate.py"

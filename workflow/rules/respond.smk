@@ -1,7 +1,7 @@
-# Self-OSS-Instruct, third step: instruction -> n responses, each with its tests.
+# Self-OSS-Instruct, third step: instruction -> n responses, each with its tests (generate_concepts' body).
 
 
-rule generate_responses:
+use rule generate_concepts as generate_responses with:
     input:
         shard="results/instruct/instructions/{shard}.jsonl",
         model=base_model(),
@@ -11,22 +11,11 @@ rule generate_responses:
         stats="results/respond/responses/{shard}.stats.json",
     params:
         step="responses",
-        sampling=config["generation"]["responses"],
+        sampling=section("generation", "responses"),
         seed=config["seed"],
-        backend=config["generation"]["backend"],
-        batch_size=config["generation"]["batch_size"],
-        device=config["generation"]["device"],
-        chunk_rows=config["generation"]["chunk_rows"],
-    threads: GPU_THREADS
+        generation=generation_params(),
+        chunk_rows=section("generation", "chunk_rows"),
     log:
         "results/logs/generate_responses/{shard}.log",
     benchmark:
         "results/benchmarks/generate_responses/{shard}.tsv"
-    conda:
-        "../envs/generate.yaml"
-    resources:
-        mem_mb=mem_mb("gpu"),
-        runtime=runtime("gpu"),
-        gpu=GPUS,
-    script:
-        "../scripts/generate.py"

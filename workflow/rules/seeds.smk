@@ -7,7 +7,7 @@ rule fetch_stack:
         shards=shard_paths("results/seeds/stack/{shard}.jsonl.gz"),
         stats="results/seeds/stack/stats.json",
     params:
-        stack=config["sources"]["stack"],
+        stack=section("sources", "stack"),
     localrule: True
     log:
         "results/logs/fetch_stack.log",
@@ -26,7 +26,7 @@ rule benchmark_strings:
         strings="results/seeds/benchmarks/strings.jsonl",
         stats="results/seeds/benchmarks/strings.stats.json",
     params:
-        decontamination=config["seeds"]["decontamination"],
+        decontamination=section("seeds", "decontamination"),
     localrule: True
     log:
         "results/logs/benchmark_strings.log",
@@ -45,7 +45,7 @@ rule extract_stack_functions:
         shard="results/seeds/stack_functions/{shard}.jsonl.gz",
         stats="results/seeds/stack_functions/{shard}.stats.json",
     params:
-        sources=config["sources"],
+        sources=section("sources"),
     log:
         "results/logs/extract_stack_functions/{shard}.log",
     benchmark:
@@ -67,7 +67,7 @@ rule extract_seeds:
         shards=shard_paths("results/seeds/extracted/{shard}.jsonl"),
         stats="results/seeds/extracted/stats.json",
     params:
-        sources=config["sources"],
+        sources=section("sources"),
     log:
         "results/logs/extract_seeds.log",
     benchmark:
@@ -96,9 +96,9 @@ rule filter_seeds:
         removed="results/seeds/decontaminated/{shard}.removed.jsonl",
         stats="results/seeds/decontaminated/{shard}.stats.json",
     params:
-        heuristics=config["seeds"]["heuristics"],
-        typecheck=config["seeds"]["typecheck"],
-        decontamination=config["seeds"]["decontamination"],
+        heuristics=section("seeds", "heuristics"),
+        typecheck=section("seeds", "typecheck"),
+        decontamination=section("seeds", "decontamination"),
     threads: CPU_THREADS
     log:
         "results/logs/filter_seeds/{shard}.log",
@@ -138,18 +138,15 @@ rule judge_seeds:
         shard="results/seeds/judged/{shard}.jsonl",
         stats="results/seeds/judged/{shard}.stats.json",
     params:
-        judge=config["seeds"]["judge"],
-        seed=config["seed"],
-        backend=config["generation"]["backend"],
-        batch_size=config["generation"]["batch_size"],
-        device=config["generation"]["device"],
+        judge=section("seeds", "judge"),
+        generation=generation_params(),
     threads: GPU_THREADS
     log:
         "results/logs/judge_seeds/{shard}.log",
     benchmark:
         "results/benchmarks/judge_seeds/{shard}.tsv"
     conda:
-        "../envs/generate.yaml"
+        generation_env("generate")
     resources:
         mem_mb=mem_mb("gpu"),
         runtime=runtime("gpu"),
@@ -169,8 +166,8 @@ rule near_dedup_seeds:
         stats="results/seeds/near_dedup/clusters.stats.json",
         shards=shard_paths("results/seeds/final/{shard}.jsonl"),
     params:
-        near_dedup=config["seeds"]["near_dedup"],
-        limit=config["seeds"]["limit"],
+        near_dedup=section("seeds", "near_dedup"),
+        limit=section("seeds", "limit"),
     threads: CPU_THREADS
     log:
         "results/logs/near_dedup_seeds.log",

@@ -8,7 +8,7 @@ rule select_keep:
         keep="results/select/keep.json",
         stats="results/select/keep.stats.json",
     params:
-        selection=config["selection"],
+        selection=section("selection"),
     log:
         "results/logs/select_keep.log",
     benchmark:

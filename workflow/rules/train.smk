@@ -10,7 +10,7 @@ rule train_teacher:
     output:
         directory("results/models/teacher"),
     params:
-        teacher=config["model"]["teacher"],
+        teacher=section("model", "teacher"),
     threads: GPU_THREADS
     log:
         "results/logs/train_teacher.log",
@@ -35,7 +35,7 @@ rule train_sft:
     output:
         directory("results/models/tuned"),
     params:
-        sft=config["sft"],
+        sft=section("sft"),
         launcher=sft_launcher_preview,
     message:
         "train_sft: {resources.gpu} GPU(s), mem_mb={resources.mem_mb}, "

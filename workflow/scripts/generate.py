@@ -6,10 +6,12 @@ chunk and writes the same shard an uninterrupted run would.
 """
 
 from selfalign import instruct
+from selfalign.backends import BackendChoice, open_backend
 from selfalign.fewshot import load_instruct_fewshot
+from selfalign.generation import StepSettings
 from selfalign.records import read_stage
 from selfalign.resume import discard_chunks, fingerprint, run_in_chunks
-from selfalign.rulekit import backend_settings, rule_backend, shard_name, start_logging
+from selfalign.rulekit import progress_logger, shard_name, start_logging
 from selfalign.shards import StageStats, write_jsonl
 
 STEPS = {
@@ -19,37 +21,35 @@ STEPS = {
     "responses": ("instructions", instruct.responses_step),
 }
 
+# Settings, typed once from the rule's params.
 step = snakemake.params.step
+settings = StepSettings.from_config(snakemake.params.sampling)
+choice = BackendChoice.from_config(snakemake.params.generation, gpus=int(snakemake.resources.get("gpu", 0) or 0))
+seed = int(snakemake.params.seed)
+chunk_rows = int(snakemake.params.chunk_rows)
+model = str(snakemake.input.model)
+
 log = start_logging(snakemake.log[0], f"generate_{step}")
 input_stage, run_step = STEPS[step]
-sampling = dict(snakemake.params.sampling)
-seed = snakemake.params.seed
 stats = StageStats(step, shard_name(snakemake.output.shard))
-
 rows = list(read_stage(snakemake.input.shard, input_stage))
 fewshot = load_instruct_fewshot(snakemake.input.fewshot)
-kind = snakemake.params.backend
-settings = {
-    "step": step,
-    "sampling": sampling,
-    "seed": seed,
-    "model": str(snakemake.input.model),
-    "backend": kind,
-    "backend_settings": backend_settings(snakemake, kind),  # never holds the API key
-}
-key = fingerprint(settings, {"input": snakemake.input.shard, "fewshot": snakemake.input.fewshot})
-backend = rule_backend(snakemake, log, f"{step} requests", kind=kind)
-log.info("%s: %d rows, sampling %s, chunks of %d rows", step, len(rows), sampling, snakemake.params.chunk_rows)
+key = fingerprint(
+    {"step": step, "sampling": dict(snakemake.params.sampling), "seed": seed, "model": model, **choice.fingerprint()},
+    {"input": snakemake.input.shard, "fewshot": snakemake.input.fewshot},
+)
+backend = open_backend(choice, model, threads=snakemake.threads, progress=progress_logger(log, f"{step} requests"))
+log.info("%s: %d rows, %s, chunks of %d rows", step, len(rows), settings, chunk_rows)
 out = run_in_chunks(
     rows,
-    lambda chunk, chunk_stats: run_step(chunk, fewshot, backend, sampling, seed, chunk_stats),
+    lambda chunk, chunk_stats: run_step(chunk, fewshot, backend, settings, seed, chunk_stats),
     snakemake.output.shard,
-    snakemake.params.chunk_rows,
+    chunk_rows,
     stats,
     key,
 )
 write_jsonl(snakemake.output.shard, out)
 discard_chunks(snakemake.output.shard)
-stats.extra["sampling"] = sampling
+stats.extra["sampling"] = dict(snakemake.params.sampling)
 stats.versions = backend.versions()
 log.info("%s", stats.write(snakemake.output.stats))

@@ -6,10 +6,13 @@ tuned model with the instruction layout it was trained on. evalplus's checks run
 
 from selfalign import evalplus_scoring as scoring
 from selfalign.evalplus_data import load_plus
-from selfalign.rulekit import rule_backend, start_logging
+from selfalign.backends import BackendChoice, open_backend
+from selfalign.rulekit import progress_logger, start_logging
 from selfalign.sandbox import make_sandbox
 from selfalign.shards import read_json, write_json, write_jsonl
 
+# Settings, typed once from the rule's params.
+choice = BackendChoice.from_config(snakemake.params.generation, gpus=int(snakemake.resources.get("gpu", 0) or 0))
 log = start_logging(snakemake.log[0], "score_evalplus")
 cfg = dict(snakemake.params.evaluation)
 execution = dict(snakemake.params.execution)
@@ -21,7 +24,9 @@ dataset = read_json(snakemake.input.meta)
 problems = load_plus(benchmark, snakemake.input.data)
 expected = scoring.expected_outputs(benchmark, problems, dataset["md5"])
 task_ids = list(problems)[: cfg["limit"] or None]
-backend = rule_backend(snakemake, log, "problems generated", kind=snakemake.params.backend)
+backend = open_backend(
+    choice, str(snakemake.input.model), threads=snakemake.threads, progress=progress_logger(log, "problems generated")
+)
 requests = scoring.build_requests(
     benchmark, [problems[t] for t in task_ids], style, cfg["max_new_tokens"], bos=backend.tokenizer.bos_token or ""
 )

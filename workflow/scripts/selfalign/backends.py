@@ -1,4 +1,5 @@
-"""Generation backends: a factory and the transformers (HF ``generate``) backend.
+"""Generation backends: their registry (``BACKENDS``: kind -> settings, implementation, conda env), the
+typed settings each rule script builds once from its params, and the transformers (HF ``generate``) backend.
 
 The transformers backend runs anywhere torch runs (the CPU demo, a single GPU). vLLM in-process and
 an OpenAI-compatible server live in ``vllm_backends`` (imported only when asked for).
@@ -12,7 +13,10 @@ rare cases flip a near-tie argmax through floating-point differences.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import importlib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .generation import (
@@ -29,19 +33,154 @@ ProgressCallback = Callable[[int, int], None]  # (requests done, requests total)
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
+# --- Typed settings of each backend, built once in the rule script from the rule's params ---------------
+
+
+@dataclass(frozen=True)
+class TransformersSettings:
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int = 8
+
+    @classmethod
+    def from_config(cls, generation: Mapping[str, Any], gpus: int) -> TransformersSettings:
+        return cls(device=str(generation["device"]), batch_size=int(generation["batch_size"]))
+
+
+@dataclass(frozen=True)
+class VLLMSettings:
+    tensor_parallel_size: int = 1
+    dtype: str = "auto"
+    max_model_len: int | None = None
+    gpu_memory_utilization: float = 0.9
+    enable_prefix_caching: bool = True
+    chunk_requests: int = 4096
+    enforce_eager: bool = False
+    engine_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, generation: Mapping[str, Any], gpus: int) -> VLLMSettings:
+        # Tensor parallelism is the job's GPU count: one engine spans every GPU the job was given.
+        return cls(tensor_parallel_size=max(1, gpus), **dict(generation.get("vllm") or {}))
+
+
+@dataclass(frozen=True)
+class OpenAISettings:
+    base_url: str = ""
+    model: str | None = None  # None: the model path, vLLM's default served name
+    api_key_env: str = "OPENAI_API_KEY"  # the key itself never enters settings, params, logs or stats
+    max_concurrency: int = 64
+    max_retries: int = 5
+    backoff_seconds: float = 1.0
+    max_backoff_seconds: float = 60.0
+    timeout_seconds: float = 600.0
+    max_context: int | None = None
+
+    @classmethod
+    def from_config(cls, generation: Mapping[str, Any], gpus: int) -> OpenAISettings:
+        options = {k: v for k, v in dict(generation.get("openai") or {}).items() if k != "api_key"}
+        options["base_url"] = options.get("base_url") or os.environ.get("OPENAI_BASE_URL", "")
+        return cls(**options)
+
+
+BackendSettings = TransformersSettings | VLLMSettings | OpenAISettings
+
+
+@dataclass(frozen=True)
+class BackendKind:
+    """One row of the generation-backend registry."""
+
+    settings: type[TransformersSettings] | type[VLLMSettings] | type[OpenAISettings]
+    implementation: str  # "module:Class", imported only when the backend is built (vLLM is heavy)
+    config_keys: tuple[str, ...]  # the keys of the ``generation`` section this backend reads
+    model_argument: str  # the constructor argument that receives the rule's model directory
+    # the env file (workflow/envs/) of the rules that generate with this backend, per rule role
+    conda_envs: Mapping[str, str] = field(default_factory=dict)
+    takes_threads: bool = False  # whether the constructor sets torch's CPU threads
+
+
+# The registry of generation backends: adding one is a module, a row here and its schema entry.
+# Rule roles: "generate" (judge, concepts, instructions, responses), "evaluate" (EvalPlus scoring).
+BACKENDS: dict[str, BackendKind] = {
+    "transformers": BackendKind(
+        settings=TransformersSettings,
+        implementation="selfalign.backends:TransformersBackend",
+        config_keys=("device", "batch_size"),
+        model_argument="model_path",
+        conda_envs={"generate": "generate.yaml", "evaluate": "evaluate.yaml"},
+        takes_threads=True,
+    ),
+    "vllm": BackendKind(
+        settings=VLLMSettings,
+        implementation="selfalign.vllm_backends:VLLMBackend",
+        config_keys=("vllm",),
+        model_argument="model_path",
+        conda_envs={"generate": "generate-vllm.yaml", "evaluate": "generate-vllm.yaml"},
+    ),
+    "openai": BackendKind(
+        settings=OpenAISettings,
+        implementation="selfalign.vllm_backends:OpenAIBackend",
+        config_keys=("openai",),
+        model_argument="tokenizer_path",
+        conda_envs={"generate": "generate.yaml", "evaluate": "evaluate.yaml"},
+    ),
+}
+
+
+def backend_kind(kind: str) -> BackendKind:
+    try:
+        return BACKENDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown generation backend '{kind}' (expected {', '.join(BACKENDS)})") from None
+
+
+def backend_params(generation: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of the ``generation`` section a generating rule's ``params:`` carry: the chosen backend and
+    its own keys only (another backend's options must not rerun the rule), never the API key."""
+    kind = str(generation["backend"])
+    params: dict[str, Any] = {"backend": kind}
+    for key in backend_kind(kind).config_keys:
+        value = generation.get(key)
+        params[key] = {k: v for k, v in value.items() if k != "api_key"} if isinstance(value, Mapping) else value
+    return params
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """The backend a rule generates with and its typed settings (from the ``generation`` config section)."""
+
+    kind: str
+    settings: BackendSettings
+
+    @classmethod
+    def from_config(cls, generation: Mapping[str, Any], gpus: int = 0) -> BackendChoice:
+        kind = str(generation["backend"])
+        return cls(kind=kind, settings=backend_kind(kind).settings.from_config(generation, gpus))
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a resumable job compares between attempts (holds no secret)."""
+        return {"backend": self.kind, "backend_settings": asdict(self.settings)}
+
+
 def make_backend(kind: str, **options: Any) -> GenerationBackend:
     """Build the backend named ``kind`` with its constructor ``options``."""
-    if kind == "transformers":
-        return TransformersBackend(**options)
-    if kind == "vllm":
-        from .vllm_backends import VLLMBackend
+    module, _, name = backend_kind(kind).implementation.partition(":")
+    return getattr(importlib.import_module(module), name)(**options)
 
-        return VLLMBackend(**options)
-    if kind == "openai":
-        from .vllm_backends import OpenAIBackend
 
-        return OpenAIBackend(**options)
-    raise ValueError(f"unknown generation backend '{kind}' (expected transformers, vllm or openai)")
+def open_backend(
+    choice: BackendChoice, model_path: str, threads: int | None = None, progress: ProgressCallback | None = None
+) -> GenerationBackend:
+    """The backend of ``choice`` on the model (or, for a server, the tokenizer) in ``model_path``."""
+    entry = backend_kind(choice.kind)
+    options: dict[str, Any] = {**asdict(choice.settings), entry.model_argument: str(model_path), "progress": progress}
+    if entry.takes_threads:
+        options["threads"] = threads
+    if isinstance(choice.settings, OpenAISettings):
+        options["model"] = choice.settings.model or str(model_path)
+    if isinstance(choice.settings, VLLMSettings):
+        options["engine_options"] = dict(choice.settings.engine_options)
+    return make_backend(choice.kind, **options)
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:

@@ -6,8 +6,9 @@ prompts for a base model, as the reference does); no chat template is applied he
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol
 
 FinishReason = Literal["stop", "eos", "length"]
 
@@ -20,6 +21,34 @@ class SamplingSpec:
     max_new_tokens: int = 512
     stop: tuple[str, ...] = ()
     seed: int = 0  # per-row seed: base seed + absolute row index
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> SamplingSpec:
+        """The sampling keys of a config section (``generation.<step>``, the judge's); other keys ignored."""
+        return cls(
+            n=int(section["n"]),
+            temperature=float(section["temperature"]),
+            top_p=float(section["top_p"]),
+            max_new_tokens=int(section["max_new_tokens"]),
+        )
+
+    def for_row(self, stop: tuple[str, ...], seed: int) -> SamplingSpec:
+        """This spec with one prompt's stop strings and one row's sampling seed."""
+        return replace(self, stop=tuple(stop), seed=seed)
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """One Self-OSS-Instruct step's settings: few-shot examples per prompt and the sampling spec
+    (its stop strings and seed are filled in per prompt and per row)."""
+
+    shots: int
+    sampling: SamplingSpec
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> StepSettings:
+        """From ``generation.concepts`` / ``.instructions`` / ``.responses``."""
+        return cls(shots=int(section["shots"]), sampling=SamplingSpec.from_config(section))
 
 
 @dataclass(frozen=True)

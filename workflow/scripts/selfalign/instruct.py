@@ -9,24 +9,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from . import prompts, records
 from .fewshot import InstructFewShot
-from .generation import Completion, GenerationBackend, GenerationRequest, SamplingSpec
+from .generation import Completion, GenerationBackend, GenerationRequest, StepSettings
 from .shards import Record, StageStats
-
-
-def _spec(sampling: dict[str, Any], stop: Iterable[str], seed: int) -> SamplingSpec:
-    return SamplingSpec(
-        n=sampling["n"],
-        temperature=sampling["temperature"],
-        top_p=sampling["top_p"],
-        max_new_tokens=sampling["max_new_tokens"],
-        stop=tuple(stop),
-        seed=seed,
-    )
 
 
 def _provenance(record: Record, step: str, info: prompts.PromptInfo, seed: int, completion: Completion) -> dict:
@@ -44,7 +33,7 @@ def _generate(
     rows: list[Record],
     build: Callable[[Record, int], prompts.PromptInfo],
     backend: GenerationBackend,
-    sampling: dict[str, Any],
+    settings: StepSettings,
     base_seed: int,
     stats: StageStats,
 ) -> list[tuple[Record, prompts.PromptInfo, int, list[Completion]]]:
@@ -53,12 +42,12 @@ def _generate(
     for record in rows:
         seed = records.sampling_seed(base_seed, record["row"])
         info = build(record, seed)
-        if backend.count_tokens(info.text) + sampling["max_new_tokens"] > backend.max_context:
-            stats.drop("prompt_too_long", sampling["n"])
+        if backend.count_tokens(info.text) + settings.sampling.max_new_tokens > backend.max_context:
+            stats.drop("prompt_too_long", settings.sampling.n)
             continue
         pending.append((record, info, seed))
     requests = [
-        GenerationRequest(prompt=info.text, spec=_spec(sampling, info.stop, seed), key=record["seed_id"])
+        GenerationRequest(prompt=info.text, spec=settings.sampling.for_row(tuple(info.stop), seed), key=record["seed_id"])
         for record, info, seed in pending
     ]
     outputs = backend.generate(requests)
@@ -90,14 +79,14 @@ def _one_output_per_row(
     parse: Callable[[str], tuple[Any, str | None]],
     fields: Callable[[Record, prompts.PromptInfo, Any], dict[str, Any]],
     backend: GenerationBackend,
-    sampling: dict[str, Any],
+    settings: StepSettings,
     base_seed: int,
     stats: StageStats,
 ) -> list[Record]:
     """S->C and C->I: each row keeps its first usable completion, extended by ``fields``."""
     stats.seen(len(rows))
     out = []
-    for record, info, seed, completions in _generate(rows, build, backend, sampling, base_seed, stats):
+    for record, info, seed, completions in _generate(rows, build, backend, settings, base_seed, stats):
         usable = _first_usable(completions, parse, stats)
         if usable is None:
             continue
@@ -112,20 +101,20 @@ def concepts_step(
     rows: list[Record],
     fewshot: InstructFewShot,
     backend: GenerationBackend,
-    sampling: dict[str, Any],
+    settings: StepSettings,
     base_seed: int,
     stats: StageStats,
 ) -> list[Record]:
     return _one_output_per_row(
         "concepts",
         rows,
-        lambda record, seed: prompts.s2c_prompt(fewshot, record["seed"], seed=seed, shots=sampling["shots"]),
+        lambda record, seed: prompts.s2c_prompt(fewshot, record["seed"], seed=seed, shots=settings.shots),
         prompts.parse_concepts,
         lambda record, info, concepts: {
             "concepts_id": records.concepts_id(record["seed_id"], concepts),
             "concepts": concepts,
         },
-        backend, sampling, base_seed, stats,
+        backend, settings, base_seed, stats,
     )
 
 
@@ -133,7 +122,7 @@ def instructions_step(
     rows: list[Record],
     fewshot: InstructFewShot,
     backend: GenerationBackend,
-    sampling: dict[str, Any],
+    settings: StepSettings,
     base_seed: int,
     stats: StageStats,
 ) -> list[Record]:
@@ -141,7 +130,7 @@ def instructions_step(
     out = _one_output_per_row(
         "instruction",
         rows,
-        lambda record, seed: prompts.c2i_prompt(fewshot, record["concepts"], seed=seed, shots=sampling["shots"]),
+        lambda record, seed: prompts.c2i_prompt(fewshot, record["concepts"], seed=seed, shots=settings.shots),
         prompts.parse_instruction,
         lambda record, info, instruction: {
             "instruction_id": records.instruction_id(record["concepts_id"], instruction),
@@ -150,7 +139,7 @@ def instructions_step(
             "category": info.category,
             "difficulty": info.difficulty,
         },
-        backend, sampling, base_seed, stats,
+        backend, settings, base_seed, stats,
     )
     for field in ("category", "difficulty"):
         stats.extra[f"{field}_counts"] = dict(sorted(Counter(record[field] for record in out).items()))
@@ -161,18 +150,18 @@ def responses_step(
     rows: list[Record],
     fewshot: InstructFewShot,
     backend: GenerationBackend,
-    sampling: dict[str, Any],
+    settings: StepSettings,
     base_seed: int,
     stats: StageStats,
 ) -> list[Record]:
     """One output record per surviving sample; stats count sample slots (rows x n)."""
-    stats.seen(len(rows) * sampling["n"])
+    stats.seen(len(rows) * settings.sampling.n)
     stats.extra["instructions"] = len(rows)
     out = []
     generated = _generate(
         rows,
-        lambda record, seed: prompts.i2r_prompt(fewshot, record["instruction"], seed=seed, shots=sampling["shots"]),
-        backend, sampling, base_seed, stats,
+        lambda record, seed: prompts.i2r_prompt(fewshot, record["instruction"], seed=seed, shots=settings.shots),
+        backend, settings, base_seed, stats,
     )
     for record, info, seed, completions in generated:
         for index, completion in enumerate(completions):

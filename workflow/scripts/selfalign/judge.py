@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import inspect
 import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from .fewshot import JudgeExample, JudgeFewShot, JudgeTemplates
-from .generation import SamplingSpec
+from .generation import GenerationBackend, GenerationRequest, SamplingSpec
+from .shards import Record, StageStats
 
 JUDGE_SHOTS = 7
 JUDGE_TEMPERATURE = 0.0  # greedy
@@ -118,3 +122,55 @@ def judge_verdict(text: str) -> bool:
     """Keep the function iff the answer says "yes" more often than "no" (ties and empty text: No)."""
     lowered = text.lower()
     return lowered.count("yes") > lowered.count("no")
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    """``seeds.judge``, typed once in the rule script."""
+
+    enabled: bool = True
+    shots: int = JUDGE_SHOTS
+    max_prompt_tokens: int = 4000
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> JudgeSettings:
+        return cls(
+            enabled=bool(section["enabled"]),
+            shots=int(section["shots"]),
+            max_prompt_tokens=int(section["max_prompt_tokens"]),
+        )
+
+
+def judge_stage(
+    records: list[Record], fewshot: JudgeFewShot, backend: GenerationBackend, settings: JudgeSettings, stats: StageStats
+) -> list[Record]:
+    """The seeds whose docstring the model judges good enough to re-implement the function; every other
+    seed is counted by reason (no docstring, prompt too long, judged no). The answers go to ``stats.extra``."""
+    limit = min(settings.max_prompt_tokens, backend.max_context - JUDGE_MAX_NEW_TOKENS)
+    candidates, requests = [], []
+    for record in records:
+        parts = split_docstring(record["seed"])
+        if parts is None:
+            stats.drop("no_docstring")
+            continue
+        code, docstring = parts
+        # Shot order is reshuffled per prompt with a seed derived from the seed's content id, so a
+        # function gets the same prompt whatever shard or position it lands in.
+        prompt = judge_prompt(fewshot, code, docstring, seed=int(record["seed_id"][2:10], 16), shots=settings.shots)
+        if backend.count_tokens(prompt) > limit:
+            stats.drop("prompt_too_long")
+            continue
+        candidates.append(record)
+        requests.append(GenerationRequest(prompt=prompt, spec=JUDGE_SAMPLING, key=record["seed_id"]))
+    completions = backend.generate(requests)
+    answers = {"yes": 0, "no": 0}
+    kept = []
+    for record, (completion,) in zip(candidates, completions, strict=True):
+        if judge_verdict(completion.text):
+            answers["yes"] += 1
+            kept.append(record)
+        else:
+            answers["no"] += 1
+            stats.drop("judged_no")
+    stats.extra["answers"] = answers
+    return kept

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 
 def start_logging(log_path: str, name: str) -> logging.Logger:
@@ -20,8 +18,17 @@ def start_logging(log_path: str, name: str) -> logging.Logger:
     return logging.getLogger(name)
 
 
+def format_eta(seconds: float) -> str:
+    """``3725`` -> ``1h02m``; ``75`` -> ``1m15s``."""
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
 def progress_logger(log: logging.Logger, what: str, every_seconds: float = 10.0) -> Callable[[int, int], None]:
-    """A ``progress(done, total)`` callback that logs at most every ``every_seconds`` (and at the end)."""
+    """A ``progress(done, total)`` callback that logs ``done/total, rate, ETA`` at most every
+    ``every_seconds`` (and at the end). Timings go to the log only, never into records."""
     state = {"last": 0.0, "start": time.perf_counter()}
 
     def report(done: int, total: int) -> None:
@@ -29,7 +36,8 @@ def progress_logger(log: logging.Logger, what: str, every_seconds: float = 10.0)
         if done == total or now - state["last"] >= every_seconds:
             state["last"] = now
             rate = done / max(now - state["start"], 1e-9)
-            log.info("%s: %d/%d (%.1f/s)", what, done, total, rate)
+            eta = format_eta((total - done) / rate) if rate > 0 else "?"
+            log.info("%s: %d/%d (%.1f/s, ETA %s)", what, done, total, rate, eta)
 
     return report
 
@@ -38,39 +46,3 @@ def shard_name(path: str) -> str:
     """``results/x/03.jsonl`` -> ``03``."""
     name = path.rsplit("/", 1)[-1]
     return name.split(".", 1)[0]
-
-
-def backend_settings(snakemake: Any, kind: str) -> dict[str, Any]:
-    """The settings of backend ``kind`` for this rule, from ``generation.<kind>`` in the config.
-
-    vLLM's tensor parallelism is the rule's GPU count. The OpenAI API key is left out: it is read
-    by the backend itself (config or environment) so that it never reaches logs, stats or fingerprints.
-    """
-    if kind == "transformers":
-        return {"device": snakemake.params.device, "batch_size": snakemake.params.batch_size}
-    options = dict(snakemake.config["generation"].get(kind) or {})
-    if kind == "vllm":
-        options["tensor_parallel_size"] = max(1, int(getattr(snakemake.resources, "gpu", 0) or 0))
-    if kind == "openai":
-        options.pop("api_key", None)
-        options["base_url"] = options.get("base_url") or os.environ.get("OPENAI_BASE_URL", "")
-        options["model"] = options.get("model") or str(snakemake.input.model)  # vLLM's default served name
-    return options
-
-
-def rule_backend(snakemake: Any, log: logging.Logger, what: str, kind: str = "transformers"):
-    """The generation backend of a rule: model from ``input.model``, settings from ``backend_settings``,
-    the rule's threads, progress lines in the rule's log."""
-    from .backends import make_backend
-
-    progress = progress_logger(log, what)
-    settings = backend_settings(snakemake, kind)
-    if kind == "transformers":
-        return make_backend(
-            kind, model_path=snakemake.input.model, threads=snakemake.threads, progress=progress, **settings
-        )
-    if kind == "vllm":
-        return make_backend(kind, model_path=str(snakemake.input.model), progress=progress, **settings)
-    api_key = (snakemake.config["generation"].get("openai") or {}).get("api_key")
-    log.info("openai backend: %s, model %s", settings["base_url"], settings["model"])
-    return make_backend(kind, tokenizer_path=str(snakemake.input.model), api_key=api_key, progress=progress, **settings)

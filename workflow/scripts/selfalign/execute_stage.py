@@ -1,0 +1,94 @@
+"""The execution stage: every response's program runs with its tests in the sandbox, one verdict per sample;
+then selection's per-shard step: the passing samples with a usable format, with their dedup keys.
+
+Every sample is written with its verdict (pass, fail, timeout, memory, infra-error, or not run because it
+has no code or does not compile); the candidates hold the passing ones that pass the format checks, and
+their stats count every other sample by reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+from . import programs, records, selection
+from .sandbox import Limits, Sandbox, run_many
+from .shards import Record, StageStats
+
+log = logging.getLogger(__name__)
+
+
+def execute_samples(
+    rows: list[Record],
+    sandbox: Sandbox,
+    limits: Limits,
+    workers: int,
+    infra_retries: int,
+    stats: StageStats,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Record]:
+    """Each row with its ``verdict_id``, ``verdict``, ``program`` and ``execution`` details; verdict
+    counts and limits go to ``stats.extra``."""
+    stats.seen(len(rows))
+    built = [programs.build_program(row["response"], row["tests"]) for row in rows]
+    runnable = [i for i, b in enumerate(built) if b.program is not None]
+    log.info("%d samples, %d runnable, %d workers, limits %s", len(rows), len(runnable), workers, limits)
+    verdicts = run_many(
+        sandbox,
+        [built[i].program for i in runnable],
+        limits,
+        workers=workers,
+        infra_retries=infra_retries,
+        progress=progress,
+    )
+    by_index = dict(zip(runnable, verdicts, strict=True))
+
+    counts: Counter = Counter()
+    out = []
+    for i, row in enumerate(rows):
+        program = built[i].program
+        if program is None:
+            status = built[i].drop_reason
+            detail = {"returncode": None, "stdout_tail": "", "stderr_tail": "", "seconds": 0.0}
+        else:
+            verdict = by_index[i]
+            status = verdict.status
+            detail = {
+                "returncode": verdict.returncode,
+                "stdout_tail": verdict.stdout_tail,
+                "stderr_tail": verdict.stderr_tail,
+                "seconds": round(verdict.seconds, 3),
+                "attempts": verdict.attempts,
+            }
+        counts[status] += 1
+        out.append(
+            {
+                **row,
+                "verdict_id": records.verdict_id(row["response_id"], status),
+                "verdict": status,
+                "program": program,
+                "execution": detail,
+            }
+        )
+    stats.kept(len(out))
+    stats.extra["verdicts"] = dict(sorted(counts.items()))
+    stats.extra["limits"] = limits.__dict__
+    if counts.get("infra-error"):
+        log.warning("%d samples could not be run by the sandbox (infra-error); they are kept and reported", counts["infra-error"])
+    return out
+
+
+def select_candidates(verdicts: list[Record], max_instruction_words: int, stats: StageStats) -> Iterator[Record]:
+    """The passing samples that pass selection's format checks, with their dedup keys; the rest counted."""
+    for record in verdicts:
+        stats.seen()
+        if record["verdict"] != "pass":
+            stats.drop(f"verdict_{record['verdict']}")
+            continue
+        problem = selection.format_problem(record, max_instruction_words)
+        if problem:
+            stats.drop(problem)
+            continue
+        stats.kept()
+        yield {**record, "selection_keys": selection.candidate_keys(record)}
