@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from selfalign import evalplus_data as data
+from selfalign import evalplus_datasets as data
 from selfalign import evalplus_scoring as scoring
 from selfalign.humaneval import format_instruct_prompt
 from selfalign.sandbox import make_sandbox

@@ -103,6 +103,13 @@ def stack_shards(pattern):
     return shard_paths(pattern) if config["sources"]["stack"]["enabled"] else []
 
 
+def judged_seeds():
+    """What near-dedup reads: the judged shards, or, with the judge disabled, the decontaminated ones (a
+    disabled judge is no job at all: no model to build or load, no GPU request)."""
+    stage = "judged" if config["seeds"]["judge"]["enabled"] else "decontaminated"
+    return shard_paths(f"results/seeds/{stage}/{{shard}}.jsonl")
+
+
 def base_model():
     """The base model directory: the user's model, or the demo teacher a rule trains."""
     return config["model"]["base"] or "results/models/teacher"
@@ -132,7 +139,7 @@ def stage_stats():
         "results/seeds/heuristics/{shard}.stats.json",
         "results/seeds/typechecked/{shard}.stats.json",
         "results/seeds/decontaminated/{shard}.stats.json",
-        "results/seeds/judged/{shard}.stats.json",
+        *(["results/seeds/judged/{shard}.stats.json"] if config["seeds"]["judge"]["enabled"] else []),
         "results/instruct/concepts/{shard}.stats.json",
         "results/instruct/instructions/{shard}.stats.json",
         "results/respond/responses/{shard}.stats.json",

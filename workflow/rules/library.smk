@@ -12,7 +12,7 @@ LIBRARY_MODULES = [
     "backends",
     "datacard",
     "decontam",
-    "evalplus_data",
+    "evalplus_datasets",
     "evalplus_scoring",
     "execute_stage",
     "fewshot",

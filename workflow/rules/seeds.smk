@@ -160,7 +160,7 @@ rule judge_seeds:
 # counts all shards (records per shard under "shards"), as extract_seeds' does.
 rule near_dedup_seeds:
     input:
-        shard_paths("results/seeds/judged/{shard}.jsonl"),
+        judged_seeds(),
     output:
         clusters="results/seeds/near_dedup/clusters.json",
         stats="results/seeds/near_dedup/clusters.stats.json",

@@ -1,6 +1,6 @@
 """Rule evalplus_data: the benchmark's plus-format file and its provenance (source, version, md5)."""
 
-from selfalign.evalplus_data import materialize
+from selfalign.evalplus_datasets import materialize
 from selfalign.rulekit import start_logging
 from selfalign.shards import write_json
 

@@ -38,18 +38,20 @@ key = fingerprint(
     {"step": step, "sampling": dict(snakemake.params.sampling), "seed": seed, "model": model, **choice.fingerprint()},
     {"input": snakemake.input.shard, "fewshot": snakemake.input.fewshot},
 )
-backend = open_backend(choice, model, threads=snakemake.threads, progress=progress_logger(log, f"{step} requests"))
-log.info("%s: %d rows, %s, chunks of %d rows", step, len(rows), settings, chunk_rows)
-out = run_in_chunks(
-    rows,
-    lambda chunk, chunk_stats: run_step(chunk, fewshot, backend, settings, seed, chunk_stats),
-    snakemake.output.shard,
-    chunk_rows,
-    stats,
-    key,
-)
+out = []
+if rows:  # an empty shard loads no model
+    backend = open_backend(choice, model, threads=snakemake.threads, progress=progress_logger(log, f"{step} requests"))
+    log.info("%s: %d rows, %s, chunks of %d rows", step, len(rows), settings, chunk_rows)
+    out = run_in_chunks(
+        rows,
+        lambda chunk, chunk_stats: run_step(chunk, fewshot, backend, settings, seed, chunk_stats),
+        snakemake.output.shard,
+        chunk_rows,
+        stats,
+        key,
+    )
+    stats.versions = backend.versions()
 write_jsonl(snakemake.output.shard, out)
 discard_chunks(snakemake.output.shard)
 stats.extra["sampling"] = dict(snakemake.params.sampling)
-stats.versions = backend.versions()
 log.info("%s", stats.write(snakemake.output.stats))

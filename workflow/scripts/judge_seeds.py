@@ -16,10 +16,9 @@ log = start_logging(snakemake.log[0], "judge_seeds")
 stats = StageStats("judge", shard_name(snakemake.output.shard))
 records = list(read_stage(snakemake.input.shard, "seeds"))
 stats.seen(len(records))
-if not settings.enabled:
-    stats.extra["judge"] = "disabled"
-    kept = records
-else:
+# (with seeds.judge.enabled false the rule is not in the DAG: near-dedup reads the decontaminated shards)
+kept = []
+if records:  # an empty shard loads no model
     backend = open_backend(
         choice, str(snakemake.input.model), threads=snakemake.threads, progress=progress_logger(log, "judge requests")
     )

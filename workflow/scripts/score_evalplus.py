@@ -5,7 +5,7 @@ tuned model with the instruction layout it was trained on. evalplus's checks run
 """
 
 from selfalign import evalplus_scoring as scoring
-from selfalign.evalplus_data import load_plus
+from selfalign.evalplus_datasets import load_plus
 from selfalign.backends import BackendChoice, open_backend
 from selfalign.rulekit import progress_logger, start_logging
 from selfalign.sandbox import make_sandbox

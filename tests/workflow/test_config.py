@@ -1,0 +1,85 @@
+"""A user's config is the schema's defaults + that file (nothing of the demo); reruns only on real changes;
+a disabled judge is no job."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import DEFAULT_CONFIG, REPO, snakemake, write_config
+
+PRESETS = sorted((REPO / "config" / "presets").glob("*.yaml"))
+
+
+def resolved(workdir: Path, *args: str) -> dict:
+    """The config the rules see, written by the resolved_config target."""
+    result = snakemake("--cores", "1", "--directory", str(workdir), *args, "--", "resolved_config", cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return yaml.safe_load((workdir / "results" / "config.yaml").read_text())
+
+
+def test_a_user_config_inherits_nothing_from_the_demo(tmp_path: Path) -> None:
+    user = tmp_path / "my.yaml"
+    user.write_text("shards: 3\nsources: {stdlib: false, paths: [" + str(tmp_path) + "]}\n")
+    config = resolved(tmp_path, "--configfile", str(user))
+    demo = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    assert demo["seeds"]["limit"] == 40
+    assert config["seeds"]["limit"] == 0  # every seed goes on: the schema's default, not the demo's 40
+    assert config["shards"] == 3
+    assert config["evaluation"]["datasets"] == {"humaneval": "evalplus", "mbpp": "evalplus"}
+    assert config["generation"]["chunk_rows"] == 2000 and config["sft"]["learning_rate"] == 1e-5
+
+
+def test_without_a_config_file_the_demo_runs(tmp_path: Path) -> None:
+    write_config(tmp_path, DEFAULT_CONFIG.read_text())
+    assert resolved(tmp_path)["seeds"]["limit"] == 40
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
+def test_presets_score_on_the_real_evalplus_releases(tmp_path: Path, preset: Path) -> None:
+    config = resolved(tmp_path, "--configfile", str(preset))
+    assert set(config["evaluation"]["datasets"].values()) == {"evalplus"}
+    assert config["evaluation"]["limit"] == 0
+
+
+def reorder(value: object) -> object:
+    """The same config with every mapping's keys in reverse order."""
+    if isinstance(value, dict):
+        return {key: reorder(value[key]) for key in reversed(list(value))}
+    return value
+
+
+QUICK = ["benchmark_strings", "evalplus_data", "resolved_config"]
+
+
+def test_reordered_keys_and_a_copied_run_directory_rerun_nothing(tmp_path: Path) -> None:
+    first = tmp_path / "run"
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    write_config(first, yaml.safe_dump(config, sort_keys=False))
+    targets = ["results/seeds/benchmarks/strings.jsonl", "results/evalplus/humaneval.jsonl", "results/config.yaml"]
+    done = snakemake("--cores", "1", "--directory", str(first), *targets, cwd=first)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    write_config(first, yaml.safe_dump(reorder(config), sort_keys=False))
+    again = snakemake("-n", "--directory", str(first), *targets, cwd=first)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout
+
+    copy = tmp_path / "copy"
+    shutil.copytree(first, copy, symlinks=True)  # copytree keeps modification times (copy2)
+    moved = snakemake("-n", "--directory", str(copy), *targets, cwd=copy)
+    assert moved.returncode == 0, moved.stderr[-3000:]
+    assert "Nothing to be done" in moved.stdout + moved.stderr, moved.stdout
+
+
+def test_a_disabled_judge_is_no_job_and_needs_no_model(tmp_path: Path) -> None:
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["seeds"]["judge"]["enabled"] = False
+    write_config(tmp_path, yaml.safe_dump(config))
+    plan = snakemake("-n", "--quiet", "rules", "--directory", str(tmp_path), "seeds", cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert "near_dedup_seeds" in plan.stdout
+    assert "judge_seeds" not in plan.stdout and "train_teacher" not in plan.stdout
