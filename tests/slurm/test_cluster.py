@@ -125,6 +125,7 @@ def small_config() -> dict:
     config["evaluation"]["limit"] = 8
     config["sft"]["epochs"] = 1
     config["resources"]["sft_gpus"] = 1
+    config["resources"]["gpus"] = 1  # the GPU rules' count is the config's; the profile maps them to the partition
     return config
 
 

@@ -83,3 +83,34 @@ def test_a_disabled_judge_is_no_job_and_needs_no_model(tmp_path: Path) -> None:
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert "near_dedup_seeds" in plan.stdout
     assert "judge_seeds" not in plan.stdout and "train_teacher" not in plan.stdout
+
+
+def near_dedup_mem_mb(workdir: Path, config: dict) -> int:
+    write_config(workdir, yaml.safe_dump(config))
+    plan = snakemake("-n", "--directory", str(workdir), "seeds", cwd=workdir)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    block = plan.stdout[plan.stdout.index("rule near_dedup_seeds:"):]
+    resources = block[block.index("resources:"):].splitlines()[0]
+    return int(resources.split("mem_mb=")[1].split(",")[0])
+
+
+def test_the_near_dedup_request_grows_with_the_seed_count(tmp_path: Path) -> None:
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    sizes = {}
+    for seeds in (0, 2_000_000, 5_000_000):
+        config["resources"]["expected_seeds"] = seeds
+        sizes[seeds] = near_dedup_mem_mb(tmp_path / str(seeds), config)
+    assert sizes[0] == 4000  # unknown: the CPU class's floor
+    assert 4000 < sizes[2_000_000] < sizes[5_000_000]
+    # 2.1 MiB per 1,000 seeds measured (benchmarks/resource_costs.py), with headroom: 5M seeds need > 11 GB
+    assert sizes[5_000_000] > 11_000
+    # once the judged shards exist, their size decides (the config's expectation no longer counts)
+    existing = tmp_path / "existing"
+    config["resources"]["expected_seeds"] = 0
+    write_config(existing, yaml.safe_dump(config))
+    for shard in ("00", "01"):  # sparse files: only their size is read, about 2.5M seeds' worth
+        path = existing / "results" / "seeds" / "judged" / f"{shard}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as handle:
+            handle.truncate(700_000_000)
+    assert near_dedup_mem_mb(existing, config) > 8_000

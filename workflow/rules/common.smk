@@ -1,4 +1,5 @@
 # Config validation, shard helpers, resource classes and input and params helpers; nothing else.
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -65,6 +66,79 @@ def mem_mb(resource_class):
 def runtime(resource_class):
     base = RESOURCE_CLASSES[resource_class]["runtime"]
     return lambda wildcards, attempt: base * attempt
+
+
+# Resources from the data: per-record costs, measured by benchmarks/resource_costs.py (BENCHMARKS.md,
+# "Resources from the data"), except the GPU seconds per row, which come from that file's A100 sizing
+# estimate (vLLM, a 15B model in bf16, prompts and outputs of the reference's size).
+RESOURCE_COSTS = {
+    "seed_record_bytes": 550,  # smallest mean line of the seed shards measured: more seeds per MB, not fewer
+    "near_dedup_mib_per_1000_seeds": 2.1,
+    "near_dedup_base_mib": 120,
+    "gpu_seconds_per_row": {
+        "judge": 0.1,
+        "concepts": 0.2,
+        "instructions": 0.3,
+        "responses": 1.1,
+    },
+    "safety": 1.5,  # headroom over the estimate, before the retry's doubling
+}
+
+
+def expected_records(paths):
+    """Records the job will read: from its input files' sizes once they exist (a real run), else from
+    resources.expected_seeds spread over the shards (a dry run before any input exists).
+    """
+    files = [Path(path) for path in paths]
+    if files and all(path.is_file() for path in files):
+        return (
+            sum(path.stat().st_size for path in files)
+            / RESOURCE_COSTS["seed_record_bytes"]
+        )
+    return config["resources"]["expected_seeds"] * len(files) / max(1, config["shards"])
+
+
+def model_weights_mb():
+    """Size of the base model's weight files (0 before the demo teacher exists)."""
+    folder = Path(base_model())
+    if not folder.is_dir():
+        return 0
+    files = [*folder.glob("*.safetensors"), *folder.glob("*.bin")]
+    return sum(path.stat().st_size for path in files) / 1e6
+
+
+def gpu_job_mem_mb(resource_class, ranks=1):
+    """Host memory of a GPU job: every rank (or the one inference engine) loads the weights through host
+    memory once, plus the class's floor for everything else."""
+
+    def mem(wildcards, attempt):
+        floor = RESOURCE_CLASSES[resource_class]["mem_mb"]
+        need = max(1, ranks) * model_weights_mb() * RESOURCE_COSTS["safety"]
+        return attempt * math.ceil(floor + need)
+
+    return mem
+
+
+def near_dedup_mem_mb(wildcards, input, attempt):
+    """All seeds' signatures and clusters in one process: grows with the seed count."""
+    seeds = expected_records(input)
+    estimate = RESOURCE_COSTS["near_dedup_base_mib"] + RESOURCE_COSTS[
+        "near_dedup_mib_per_1000_seeds"
+    ] * (seeds / 1000)
+    need = math.ceil(estimate * RESOURCE_COSTS["safety"] * 1.048576)  # MiB -> MB
+    return attempt * max(RESOURCE_CLASSES["cpu"]["mem_mb"], need)
+
+
+def generation_runtime(step):
+    """Minutes of one generation shard job: the class's floor, or its rows at the step's A100 rate."""
+
+    def minutes(wildcards, input, attempt):
+        rows = expected_records([input.shard])
+        estimate = rows * RESOURCE_COSTS["gpu_seconds_per_row"][step] / 60
+        need = math.ceil(estimate * RESOURCE_COSTS["safety"])
+        return attempt * max(RESOURCE_CLASSES["gpu"]["runtime"], need)
+
+    return minutes
 
 
 def canonical(value):
@@ -139,7 +213,11 @@ def stage_stats():
         "results/seeds/heuristics/{shard}.stats.json",
         "results/seeds/typechecked/{shard}.stats.json",
         "results/seeds/decontaminated/{shard}.stats.json",
-        *(["results/seeds/judged/{shard}.stats.json"] if config["seeds"]["judge"]["enabled"] else []),
+        *(
+            ["results/seeds/judged/{shard}.stats.json"]
+            if config["seeds"]["judge"]["enabled"]
+            else []
+        ),
         "results/instruct/concepts/{shard}.stats.json",
         "results/instruct/instructions/{shard}.stats.json",
         "results/respond/responses/{shard}.stats.json",

@@ -41,7 +41,7 @@ rule score_evalplus:
     conda:
         generation_env("evaluate")
     resources:
-        mem_mb=mem_mb("gpu"),
+        mem_mb=gpu_job_mem_mb("gpu"),
         runtime=runtime("gpu"),
         gpu=GPUS,
     script:

@@ -25,8 +25,8 @@ rule generate_concepts:
     conda:
         generation_env("generate")
     resources:
-        mem_mb=mem_mb("gpu"),
-        runtime=runtime("gpu"),
+        mem_mb=gpu_job_mem_mb("gpu"),
+        runtime=generation_runtime("concepts"),
         gpu=GPUS,
     script:
         "../scripts/generate.py"
@@ -46,6 +46,10 @@ use rule generate_concepts as generate_instructions with:
         seed=config["seed"],
         generation=generation_params(),
         chunk_rows=section("generation", "chunk_rows"),
+    resources:
+        mem_mb=gpu_job_mem_mb("gpu"),
+        runtime=generation_runtime("instructions"),
+        gpu=GPUS,
     log:
         "results/logs/generate_instructions/{shard}.log",
     benchmark:

@@ -15,6 +15,10 @@ use rule generate_concepts as generate_responses with:
         seed=config["seed"],
         generation=generation_params(),
         chunk_rows=section("generation", "chunk_rows"),
+    resources:
+        mem_mb=gpu_job_mem_mb("gpu"),
+        runtime=generation_runtime("responses"),
+        gpu=GPUS,
     log:
         "results/logs/generate_responses/{shard}.log",
     benchmark:

@@ -148,8 +148,8 @@ rule judge_seeds:
     conda:
         generation_env("generate")
     resources:
-        mem_mb=mem_mb("gpu"),
-        runtime=runtime("gpu"),
+        mem_mb=gpu_job_mem_mb("gpu"),
+        runtime=generation_runtime("judge"),
         gpu=GPUS,
     script:
         "../scripts/judge_seeds.py"
@@ -176,7 +176,7 @@ rule near_dedup_seeds:
     conda:
         "../envs/seeds.yaml"
     resources:
-        mem_mb=mem_mb("cpu"),
+        mem_mb=near_dedup_mem_mb,
         runtime=runtime("cpu"),
     script:
         "../scripts/near_dedup_seeds.py"

@@ -38,7 +38,7 @@ rule train_sft:
         sft=section("sft"),
         launcher=sft_launcher_preview,
     message:
-        "train_sft: {resources.gpu} GPU(s), mem_mb={resources.mem_mb}, "
+        "train_sft: {resources.gpu} GPU(s) on {resources.nodes} node, mem_mb={resources.mem_mb}, "
         "runtime={resources.runtime} min; launcher: {params.launcher}"
     threads: GPU_THREADS
     log:
@@ -48,8 +48,9 @@ rule train_sft:
     conda:
         "../envs/train.yaml"
     resources:
-        mem_mb=mem_mb("train"),
+        mem_mb=gpu_job_mem_mb("train", ranks=max(SFT_GPUS, 1)),
         runtime=runtime("train"),
         gpu=SFT_GPUS,
+        nodes=1,  # one DeepSpeed launcher starts every rank on its own node
     script:
         "../scripts/train_sft.py"
