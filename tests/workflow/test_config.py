@@ -40,6 +40,8 @@ def test_without_a_config_file_the_demo_runs(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
 def test_presets_score_on_the_real_evalplus_releases(tmp_path: Path, preset: Path) -> None:
+    base = yaml.safe_load(preset.read_text())["model"]["base"]
+    (tmp_path / base).mkdir(parents=True)  # the preset's local model directory (parsing checks it exists)
     config = resolved(tmp_path, "--configfile", str(preset))
     assert set(config["evaluation"]["datasets"].values()) == {"evalplus"}
     assert config["evaluation"]["limit"] == 0
@@ -114,3 +116,42 @@ def test_the_near_dedup_request_grows_with_the_seed_count(tmp_path: Path) -> Non
         with path.open("wb") as handle:
             handle.truncate(700_000_000)
     assert near_dedup_mem_mb(existing, config) > 8_000
+
+
+def test_a_missing_base_model_stops_parsing_naming_the_key(tmp_path: Path) -> None:
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["model"]["base"] = "models/not-there"
+    write_config(tmp_path, yaml.safe_dump(config))
+    result = snakemake("-n", "--directory", str(tmp_path), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "config model.base: models/not-there is not a directory" in result.stdout + result.stderr
+
+
+def test_an_unset_gpu_partition_variable_stops_the_slurm_dry_run(tmp_path: Path) -> None:
+    import os
+
+    write_config(tmp_path, DEFAULT_CONFIG.read_text())
+    env = {k: v for k, v in os.environ.items() if k != "SNAKEMAKE_SLURM_GPU_PARTITION"}
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"), "-n",
+         "--profile", str(REPO / "profiles" / "slurm"), "--sdm", "env-modules", "--directory", str(tmp_path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode != 0
+    assert "SNAKEMAKE_SLURM_GPU_PARTITION not set" in result.stdout + result.stderr
+
+
+def test_the_preflight_stops_an_empty_source_tree_before_any_job(tmp_path: Path) -> None:
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    empty = tmp_path / "my-code"
+    empty.mkdir()
+    config["sources"] = {"stdlib": False, "paths": [str(empty)]}
+    write_config(tmp_path, yaml.safe_dump(config))
+    result = snakemake("--cores", "1", "--directory", str(tmp_path), "seeds", cwd=tmp_path)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert f"config sources.paths[0]: {empty} holds no file matching" in output
+    assert not (tmp_path / "results" / "seeds" / "extracted").exists()  # no job after the preflight ran

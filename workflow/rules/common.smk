@@ -1,5 +1,6 @@
 # Config validation, shard helpers, resource classes and input and params helpers; nothing else.
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -28,6 +29,36 @@ SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 if problems := config_problems(config, SCHEMA):
     raise WorkflowError("Invalid configuration:\n  " + "\n  ".join(problems))
 validate(config, schema="../schemas/config.schema.yaml")  # fills in the defaults
+
+
+def unset_profile_variables(overwrite_resources):
+    """Environment variables that the profile's set-resources name (e.g. slurm_partition:
+    "$SNAKEMAKE_SLURM_GPU_PARTITION") but that are not set."""
+    names = {
+        str(resource.raw).strip("${}")
+        for resources in overwrite_resources.values()
+        for resource in resources.values()
+        if isinstance(getattr(resource, "raw", None), str)
+        and resource.raw.startswith("$")
+    }
+    return sorted(name for name in names if not os.environ.get(name))
+
+
+# Fails in seconds, before any job: a Slurm profile whose GPU partition variable is not set.
+if unset := unset_profile_variables(workflow.resource_settings.overwrite_resources):
+    raise WorkflowError(
+        f"{', '.join(unset)} not set: the profile's set-resources name it (the Slurm profile sends the GPU "
+        "rules to $SNAKEMAKE_SLURM_GPU_PARTITION); export it, e.g. "
+        "export SNAKEMAKE_SLURM_GPU_PARTITION=<partition with A100s>"
+    )
+
+# A missing base model would surface as a MissingInputException naming a path; name the key instead. (Its
+# contents are checked by the preflight rule: config and tokenizer load.)
+if config["model"]["base"] and not Path(config["model"]["base"]).is_dir():
+    raise WorkflowError(
+        f"config model.base: {config['model']['base']} is not a directory (relative paths are from the working "
+        "directory); put a local copy of the base model there, or set model.base: null for the demo teacher"
+    )
 
 SHARDS = [f"{i:02d}" for i in range(config["shards"])]
 GPUS = config["resources"]["gpus"]
@@ -225,6 +256,43 @@ def stage_stats():
         "results/select/candidates/{shard}.stats.json",
     ]
     return whole_run + [path for pattern in per_shard for path in shard_paths(pattern)]
+
+
+def failed_job_logs(main_log):
+    """(rule, log path) of every job the main Snakemake log reports as failed."""
+    paths = [main_log] if isinstance(main_log, (str, Path)) else list(main_log or [])
+    text = "".join(
+        Path(path).read_text(errors="replace") for path in paths if Path(path).is_file()
+    )
+    failed = []
+    for block in text.split("Error in rule ")[1:]:
+        rule_name = block.split(":", 1)[0]
+        for line in block.splitlines()[1:]:
+            if not line.strip():
+                break
+            if line.strip().startswith("log: "):
+                paths = line.strip()[len("log: ") :].split(" (check log")[0]
+                failed.extend((rule_name, path.strip()) for path in paths.split(","))
+    return failed
+
+
+def print_failed_logs(main_log, lines=6):
+    """After a failure: the last lines of each failed job's own log, so the error shows in the terminal
+    (Snakemake itself prints only the log's path)."""
+    for rule_name, path in failed_job_logs(main_log):
+        log_file = Path(path)
+        if not log_file.is_file():
+            continue
+        tail = [
+            line
+            for line in log_file.read_text(errors="replace").splitlines()
+            if line.strip()
+        ][-lines:]
+        print(
+            f"--- {rule_name}: last lines of {path}",
+            *(f"    {line}" for line in tail),
+            sep="\n",
+        )
 
 
 def print_funnel(path):

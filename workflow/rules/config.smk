@@ -15,3 +15,22 @@ rule resolved_config:
         "../envs/seeds.yaml"
     script:
         "../scripts/resolved_config.py"
+
+
+# On the submit host, in seconds, before any job that reads the seeds' sources or the model is queued:
+# the model's config and tokenizer load, every source tree holds Python files.
+rule preflight:
+    output:
+        "results/preflight.json",
+    params:
+        model=section("model"),
+        sources=section("sources"),
+    localrule: True
+    log:
+        "results/logs/preflight.log",
+    benchmark:
+        "results/benchmarks/preflight.tsv"
+    conda:
+        "../envs/generate.yaml"
+    script:
+        "../scripts/preflight.py"

@@ -23,6 +23,7 @@ rule evalplus_data:
 
 rule score_evalplus:
     input:
+        preflight=ancient("results/preflight.json"),
         model=model_dir,
         data="results/evalplus/{benchmark}.jsonl",
         meta="results/evalplus/{benchmark}.meta.json",

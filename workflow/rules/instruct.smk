@@ -5,6 +5,7 @@
 
 rule generate_concepts:
     input:
+        preflight=ancient("results/preflight.json"),
         shard="results/seeds/final/{shard}.jsonl",
         model=base_model(),
         fewshot=workflow.source_path("../resources/fewshot/self_oss_instruct.yaml"),
@@ -34,6 +35,7 @@ rule generate_concepts:
 
 use rule generate_concepts as generate_instructions with:
     input:
+        preflight=ancient("results/preflight.json"),
         shard="results/instruct/concepts/{shard}.jsonl",
         model=base_model(),
         fewshot=workflow.source_path("../resources/fewshot/self_oss_instruct.yaml"),

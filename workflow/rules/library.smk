@@ -25,6 +25,7 @@ LIBRARY_MODULES = [
     "launch",
     "neardedup",
     "pool_supervisor",
+    "preflight",
     "programs",
     "prompts",
     "records",

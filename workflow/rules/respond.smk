@@ -3,6 +3,7 @@
 
 use rule generate_concepts as generate_responses with:
     input:
+        preflight=ancient("results/preflight.json"),
         shard="results/instruct/instructions/{shard}.jsonl",
         model=base_model(),
         fewshot=workflow.source_path("../resources/fewshot/self_oss_instruct.yaml"),

@@ -61,6 +61,7 @@ rule extract_stack_functions:
 
 rule extract_seeds:
     input:
+        preflight=ancient("results/preflight.json"),
         stack=stack_shards("results/seeds/stack_functions/{shard}.jsonl.gz"),
         stack_stats=stack_shards("results/seeds/stack_functions/{shard}.stats.json"),
     output:
@@ -131,6 +132,7 @@ rule decontamination_report:
 
 rule judge_seeds:
     input:
+        preflight=ancient("results/preflight.json"),
         shard="results/seeds/decontaminated/{shard}.jsonl",
         model=base_model(),
         fewshot=workflow.source_path("../resources/fewshot/docstring_judge.yaml"),

@@ -27,6 +27,7 @@ rule train_teacher:
 
 rule train_sft:
     input:
+        preflight=ancient("results/preflight.json"),
         data="results/sft/train.jsonl",
         model=base_model(),
         deepspeed=workflow.source_path(

@@ -1,0 +1,16 @@
+"""Rule preflight: the submit-host checks (selfalign.preflight); every problem is named, then the job fails."""
+
+from selfalign.preflight import PreflightSettings, run_checks
+from selfalign.rulekit import start_logging
+from selfalign.shards import write_json
+
+settings = PreflightSettings.from_config(snakemake.params.model, snakemake.params.sources)
+log = start_logging(snakemake.log[0], "preflight")
+result = run_checks(settings)
+for name, problems in result["checks"].items():
+    for problem in problems:
+        log.error("%s: %s", name, problem)
+if not result["ok"]:
+    raise SystemExit("preflight failed:\n  " + "\n  ".join(p for ps in result["checks"].values() for p in ps))
+write_json(snakemake.output[0], result)
+log.info("preflight passed: %s", ", ".join(result["checks"]))
