@@ -12,7 +12,7 @@ import pytest
 from selfalign import evalplus_data as data
 from selfalign import evalplus_scoring as scoring
 from selfalign.humaneval import format_instruct_prompt
-from selfalign.sandbox import make_sandbox
+from selfalign.sandbox import ExecutionSettings, make_sandbox
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap missing: apt-get install bubblewrap")
 
@@ -124,7 +124,7 @@ def _score(benchmark: str, path: Path, meta: dict, solutions: dict[str, str], ch
     problems = data.load_plus(benchmark, path)
     expected = scoring.expected_outputs(benchmark, problems, meta["md5"])
     statuses = scoring.check_solutions(
-        benchmark, problems, solutions, expected, make_sandbox("bubblewrap"), memory_mb=4096, workers=2,
+        benchmark, problems, solutions, expected, make_sandbox(ExecutionSettings(backend="bubblewrap")), memory_mb=4096, workers=2,
         chunk_size=chunk_size,
     )
     return statuses, scoring.summarize(list(solutions), statuses)

@@ -11,20 +11,16 @@ from collections import Counter
 from selfalign import programs, records, selection
 from selfalign.records import read_stage
 from selfalign.rulekit import progress_logger, shard_name, start_logging
-from selfalign.sandbox import Limits, make_sandbox, run_many
+from selfalign.sandbox import ExecutionSettings, make_sandbox, run_many
 from selfalign.shards import StageStats, write_jsonl
 
 log = start_logging(snakemake.log[0], "execute_responses")
 cfg = dict(snakemake.params.execution)
 stats = StageStats("execute", shard_name(snakemake.output.shard))
-limits = Limits(
-    wall_seconds=cfg["wall_seconds"],
-    cpu_seconds=cfg["cpu_seconds"],
-    memory_mb=cfg["memory_mb"],
-    processes=cfg["processes"],
-)
+settings = ExecutionSettings.from_config(cfg)
+limits = settings.limits
 # The pool holds one sandbox per rule thread (run_many below runs that many samples at once).
-sandbox = make_sandbox(cfg["backend"], pool_start=cfg["pool_start"], apptainer_image=cfg["apptainer_image"])
+sandbox = make_sandbox(settings)
 
 rows = list(read_stage(snakemake.input[0], "responses"))
 stats.seen(len(rows))

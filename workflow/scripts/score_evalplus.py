@@ -7,7 +7,7 @@ tuned model with the instruction layout it was trained on. evalplus's checks run
 from selfalign import evalplus_scoring as scoring
 from selfalign.evalplus_data import load_plus
 from selfalign.rulekit import rule_backend, start_logging
-from selfalign.sandbox import make_sandbox
+from selfalign.sandbox import ExecutionSettings, make_sandbox
 from selfalign.shards import read_json, write_json, write_jsonl
 
 log = start_logging(snakemake.log[0], "score_evalplus")
@@ -31,9 +31,11 @@ solutions = {
     t: scoring.completion_to_solution(benchmark, problems[t], style, c.text)
     for t, c in zip(task_ids, completions, strict=True)
 }
-sandbox = make_sandbox(execution["backend"])
+settings = ExecutionSettings.from_config(execution)
+sandbox = make_sandbox(settings)
 statuses = scoring.check_solutions(
-    benchmark, problems, solutions, expected, sandbox, execution["memory_mb"], workers=snakemake.threads
+    benchmark, problems, solutions, expected, sandbox, settings.limits, workers=snakemake.threads,
+    infra_retries=settings.infra_retries,
 )
 write_jsonl(
     snakemake.output.samples,
