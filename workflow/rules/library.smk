@@ -14,6 +14,7 @@ LIBRARY_MODULES = [
     "datacard",
     "decontam",
     "evalplus_data",
+    "evalplus_harness",
     "evalplus_scoring",
     "fewshot",
     "funnel",
