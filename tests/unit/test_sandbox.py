@@ -330,7 +330,7 @@ print(written["/tmp"], written["/dev/shm"])
 def test_proc_reveals_no_parent_secrets(sandbox, monkeypatch):
     secret = "hunter2-via-proc"
     monkeypatch.setenv("SELFALIGN_PROC_SECRET", secret)
-    through_init = ["/proc/1/root/etc/passwd", "/proc/1/cwd", f"/proc/1/root{REPO / 'workflow/scripts/selfalign/sandbox.py'}"]
+    through_init = ["/proc/1/root/etc/passwd", "/proc/1/cwd", f"/proc/1/root{REPO / 'workflow/scripts/selfalign/sandbox/core.py'}"]
     program = f"""
 import json, os
 paths = ["/proc/self/environ", "/proc/1/environ", f"/proc/{{os.getppid()}}/environ", *{through_init!r}]
