@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up what the workflow needs, on a fresh Debian/Ubuntu machine or a cluster login node:
-#   - system packages with apt-get: bubblewrap (the execution sandbox), util-linux (prlimit, setpriv);
+#   - system packages with apt-get: bubblewrap (the execution sandbox), util-linux (prlimit, setpriv),
+#     libseccomp2 (the sandbox's syscall filter);
 #     with --test also chromium (the report test) and, as root, Slurm (munge, slurmctld, slurmd,
 #     slurm-client, slurmdbd, mariadb-server) for tests/slurm;
 #   - Python packages with pip into ./.venv, pinned (requirements.txt, constraints.txt).
@@ -17,6 +18,7 @@ PYTHON=${PYTHON:-python3}
 missing=()
 command -v bwrap >/dev/null || missing+=(bubblewrap)
 command -v prlimit >/dev/null && command -v setpriv >/dev/null || missing+=(util-linux)
+ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || missing+=(libseccomp2)
 # the report test opens the run report in a headless Chromium (Debian's package; no browser download)
 [ "$requirements" = requirements-test.txt ] && ! command -v chromium >/dev/null && missing+=(chromium)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from selfalign.sandbox import Limits, make_sandbox, run_many  # noqa: E402
+from selfalign.sandbox import ExecutionSettings, Limits, make_sandbox, run_many  # noqa: E402
 
 # Solutions in the style of generated responses; each is paired with asserts that hold ("pass") or
 # with one wrong expectation or a crashing call ("fail").
@@ -116,7 +116,7 @@ def main() -> None:
     sandboxes = {}
     for name in names:
         backend, _, start = name.partition("-")
-        sandboxes[name] = make_sandbox(backend, pool_start=start or "fork")
+        sandboxes[name] = make_sandbox(ExecutionSettings(backend=backend, pool_start=start or "fork"))
     # The machine may be shared: the backends take turns on chunks of the samples, so that a change
     # in outside load falls on all of them alike. Pool start-up is inside the first chunk's time.
     seconds = dict.fromkeys(names, 0.0)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from selfalign.sandbox import Limits, make_sandbox, run_many
+from selfalign.sandbox import ExecutionSettings, Limits, make_sandbox, run_many
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = Limits(wall_seconds=5, cpu_seconds=2, memory_mb=512, processes=16, tmp_mb=16, output_bytes=4096)
@@ -39,7 +39,7 @@ def sandbox(request):
     backend, start = request.param
     if backend == "pool" and os.geteuid() != 0:
         pytest.skip("the sandbox pool needs root (a uid and namespaces per sample)")
-    sandbox = make_sandbox(backend, pool_start=start)
+    sandbox = make_sandbox(ExecutionSettings(backend=backend, pool_start=start))
     yield sandbox
     if hasattr(sandbox, "close"):
         sandbox.close()
@@ -330,7 +330,7 @@ print(written["/tmp"], written["/dev/shm"])
 def test_proc_reveals_no_parent_secrets(sandbox, monkeypatch):
     secret = "hunter2-via-proc"
     monkeypatch.setenv("SELFALIGN_PROC_SECRET", secret)
-    through_init = ["/proc/1/root/etc/passwd", "/proc/1/cwd", f"/proc/1/root{REPO / 'workflow/scripts/selfalign/sandbox.py'}"]
+    through_init = ["/proc/1/root/etc/passwd", "/proc/1/cwd", f"/proc/1/root{REPO / 'workflow/scripts/selfalign/sandbox/core.py'}"]
     program = f"""
 import json, os
 paths = ["/proc/self/environ", "/proc/1/environ", f"/proc/{{os.getppid()}}/environ", *{through_init!r}]
@@ -371,7 +371,7 @@ def test_run_many_keeps_order_and_runs_in_parallel(sandbox):
 @pytest.mark.parametrize("backend", ["bubblewrap", "pool"])
 def test_missing_bwrap_is_an_infra_error_retried(monkeypatch, tmp_path, backend):
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: bwrap cannot be found
-    [verdict] = run_many(make_sandbox(backend), ["print(1)"], FAST, workers=1, infra_retries=2)
+    [verdict] = run_many(make_sandbox(ExecutionSettings(backend=backend)), ["print(1)"], FAST, workers=1, infra_retries=2)
     assert (verdict.status, verdict.attempts) == ("infra-error", 3)
     assert "bwrap" in verdict.stderr_tail
 
@@ -384,23 +384,23 @@ def test_versions_name_the_tools(sandbox):
 
 def test_process_backend_warns_and_runs(caplog):
     with caplog.at_level(logging.WARNING):
-        sandbox = make_sandbox("process")
-    assert "only sets rlimits" in caplog.text
+        sandbox = make_sandbox(ExecutionSettings(backend="process"))
+    assert "only sets rlimits and a syscall filter" in caplog.text
     assert sandbox.run("print(2 + 2)", FAST).stdout_tail == "4\n"
     assert sandbox.run("while True:\n    pass", CPU_BOUND).status == "timeout"
 
 
 def test_unknown_backend_is_rejected():
-    with pytest.raises(ValueError, match="unknown sandbox backend"):
-        make_sandbox("docker")
+    with pytest.raises(ValueError, match="execution.backend: unknown sandbox backend"):
+        ExecutionSettings(backend="docker")
 
 
 def test_an_interpreter_under_tmp_stays_reachable_below_the_private_tmpfs():
-    from selfalign.sandbox import BubblewrapSandbox, Limits as _Limits
+    from selfalign.sandbox import BubblewrapSandbox
 
     sandbox = BubblewrapSandbox()
     sandbox.python_dirs = ["/tmp/checkout/.venv"]
-    argv = sandbox._argv("/tmp/program.py", _Limits(), uid=None)
+    argv = sandbox.argv("/tmp/program.py", Limits(), uid=None)
     tmpfs = argv.index("/tmp", argv.index("--tmpfs"))
     remade = [i for i in range(len(argv) - 1) if argv[i] == "--dir" and argv[i + 1] == "/tmp/checkout"]
     bind = argv.index("/tmp/checkout/.venv")

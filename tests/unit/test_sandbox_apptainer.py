@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from selfalign.sandbox import Limits, make_sandbox, run_many
-from selfalign.sandbox_apptainer import ApptainerSandbox
+from selfalign.sandbox import ExecutionSettings, Limits, make_sandbox, run_many
+from selfalign.sandbox.apptainer import ApptainerSandbox
 
 REPO = Path(__file__).resolve().parents[2]
 LIMITS = Limits(wall_seconds=10, cpu_seconds=2, memory_mb=512, processes=512, output_bytes=4096)
@@ -29,21 +29,24 @@ def test_command_contains_the_sample_and_binds_only_its_directory(tmp_path):
     assert options[options.index("--network") + 1] == "none"
     assert [options[i + 1] for i, value in enumerate(options) if value == "--bind"] == ["/tmp/sandbox-abc:/sandbox:ro"]
     assert argv[-4:] == ["python3", "-I", "-B", "/sandbox/main.py"]
-    assert any(value.startswith("--as=") for value in argv)
+    # confine.py, bound with the program, sets the limits and loads the syscall filter first
+    confine = argv.index("/sandbox/confine.py")
+    assert argv[confine - 3 : confine] == ["python3", "-I", "-B"] and "/sandbox/seccomp.bpf" in argv[confine:]
+    assert '"memory_mb": 512' in argv[argv.index("--limits") + 1]
 
 
 def test_the_backend_needs_an_image():
     with pytest.raises(ValueError, match="apptainer_image"):
-        make_sandbox("apptainer")
+        make_sandbox(ExecutionSettings(backend="apptainer"))
 
 
 def test_missing_apptainer_or_image_is_an_infra_error(tmp_path, monkeypatch):
     image = tmp_path / "sandbox.sif"
-    [missing_image] = run_many(make_sandbox("apptainer", apptainer_image=str(image)), ["print(1)"], LIMITS, workers=1, infra_retries=1)
+    [missing_image] = run_many(make_sandbox(ExecutionSettings(backend="apptainer", apptainer_image=str(image))), ["print(1)"], LIMITS, workers=1, infra_retries=1)
     assert (missing_image.status, missing_image.attempts) == ("infra-error", 2)
     image.write_bytes(b"")
     monkeypatch.setenv("PATH", str(tmp_path))  # no apptainer binary
-    [missing_tool] = run_many(make_sandbox("apptainer", apptainer_image=str(image)), ["print(1)"], LIMITS, workers=1, infra_retries=0)
+    [missing_tool] = run_many(make_sandbox(ExecutionSettings(backend="apptainer", apptainer_image=str(image))), ["print(1)"], LIMITS, workers=1, infra_retries=0)
     assert missing_tool.status == "infra-error" and "apptainer" in missing_tool.stderr_tail
 
 
@@ -53,7 +56,7 @@ def apptainer(tmp_path_factory):
     if not image:
         image = str(tmp_path_factory.mktemp("apptainer") / "sandbox.sif")
         subprocess.run(["apptainer", "build", image, str(REPO / "workflow/envs/sandbox.def")], check=True)
-    return make_sandbox("apptainer", apptainer_image=image)
+    return make_sandbox(ExecutionSettings(backend="apptainer", apptainer_image=image))
 
 
 @needs_apptainer

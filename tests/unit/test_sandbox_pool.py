@@ -13,7 +13,7 @@ import signal
 
 import pytest
 
-from selfalign.sandbox import Limits, make_sandbox, run_many
+from selfalign.sandbox import ExecutionSettings, Limits, make_sandbox, run_many
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap missing: apt-get install bubblewrap")
 
@@ -58,7 +58,7 @@ def _tree(pid: int) -> list[int]:
 def pool():
     if os.geteuid() != 0:
         pytest.skip("the sandbox pool needs root (a uid and namespaces per sample)")
-    sandbox = make_sandbox("pool")
+    sandbox = make_sandbox(ExecutionSettings(backend="pool"))
     yield sandbox
     sandbox.close()
 
@@ -82,13 +82,13 @@ def test_uid_differs_between_concurrent_samples(pool):
 
 
 def test_traceback_reads_as_from_a_fresh_interpreter(pool):
-    bubblewrap = make_sandbox("bubblewrap")
+    bubblewrap = make_sandbox(ExecutionSettings(backend="bubblewrap"))
     program = "def f(n):\n    return f(n - 1) if n else 1 / 0\n\nf(3)\n"
     assert pool.run(program, LIMITS).stderr_tail == bubblewrap.run(program, LIMITS).stderr_tail
 
 
 def test_exit_statuses_match_a_fresh_interpreter(pool):
-    bubblewrap = make_sandbox("bubblewrap")
+    bubblewrap = make_sandbox(ExecutionSettings(backend="bubblewrap"))
     programs = [
         "import sys\nsys.exit(3)",
         "import sys\nsys.exit('message')",
@@ -129,6 +129,6 @@ def test_without_root_the_pool_falls_back_to_one_sandbox_per_sample(monkeypatch,
 
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with caplog.at_level("WARNING"):
-        sandbox = make_sandbox("pool")
+        sandbox = make_sandbox(ExecutionSettings(backend="pool"))
     assert isinstance(sandbox, BubblewrapSandbox)
     assert "needs root" in caplog.text

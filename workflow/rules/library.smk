@@ -5,7 +5,8 @@
 # directory of the script's copy in Snakemake's source cache. Only files that something asked for are in
 # that cache, so every library module is asked for here, through the source cache, at parse time: the
 # copies land in `<cache>/.../workflow/scripts/selfalign/`, beside the scripts' own copies, and
-# `import selfalign` works in both cases. tests/unit/test_library_manifest.py keeps this list complete.
+# `import selfalign` works in both cases; a subpackage's files are listed with their folder
+# ("sandbox/core"). tests/unit/test_library_manifest.py keeps this list complete.
 
 LIBRARY_MODULES = [
     "__init__",
@@ -13,6 +14,7 @@ LIBRARY_MODULES = [
     "datacard",
     "decontam",
     "evalplus_datasets",
+    "evalplus_harness",
     "evalplus_scoring",
     "execute_stage",
     "fewshot",
@@ -24,7 +26,6 @@ LIBRARY_MODULES = [
     "judge",
     "launch",
     "neardedup",
-    "pool_supervisor",
     "preflight",
     "programs",
     "prompts",
@@ -32,9 +33,18 @@ LIBRARY_MODULES = [
     "report",
     "resume",
     "rulekit",
-    "sandbox",
-    "sandbox_apptainer",
-    "sandbox_pool",
+    "sandbox/__init__",
+    "sandbox/apptainer",
+    "sandbox/batch",
+    "sandbox/bubblewrap",
+    "sandbox/confine",
+    "sandbox/core",
+    "sandbox/factory",
+    "sandbox/host",
+    "sandbox/pool",
+    "sandbox/process",
+    "sandbox/seccomp",
+    "sandbox/supervisor",
     "seed_filters",
     "seeds",
     "selection",

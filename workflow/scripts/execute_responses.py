@@ -4,29 +4,24 @@ then selection's per-shard step (the passing samples with a usable format), too 
 from selfalign.execute_stage import execute_samples, select_candidates
 from selfalign.records import read_stage
 from selfalign.rulekit import progress_logger, shard_name, start_logging
-from selfalign.sandbox import Limits, make_sandbox
+from selfalign.sandbox import ExecutionSettings, make_sandbox
 from selfalign.shards import StageStats, write_jsonl
 
 log = start_logging(snakemake.log[0], "execute_responses")
 cfg = dict(snakemake.params.execution)
-limits = Limits(
-    wall_seconds=cfg["wall_seconds"],
-    cpu_seconds=cfg["cpu_seconds"],
-    memory_mb=cfg["memory_mb"],
-    processes=cfg["processes"],
-)
+settings = ExecutionSettings.from_config(cfg)
+limits = settings.limits
 # The pool holds one sandbox per rule thread (execute_samples runs that many samples at once).
-sandbox = make_sandbox(cfg["backend"], pool_start=cfg["pool_start"], apptainer_image=cfg["apptainer_image"])
+sandbox = make_sandbox(settings)
 
 stats = StageStats("execute", shard_name(snakemake.output.shard))
 rows = list(read_stage(snakemake.input[0], "responses"))
 out = execute_samples(
-    rows, sandbox, limits, snakemake.threads, cfg["infra_retries"], stats, progress_logger(log, "executed")
+    rows, sandbox, limits, snakemake.threads, settings.infra_retries, stats, progress_logger(log, "executed")
 )
 write_jsonl(snakemake.output.shard, out)
 stats.versions = sandbox.versions()
-if hasattr(sandbox, "close"):
-    sandbox.close()
+sandbox.close()
 log.info("%s", stats.write(snakemake.output.stats))
 
 candidate_stats = StageStats("select_candidates", shard_name(snakemake.output.candidates))

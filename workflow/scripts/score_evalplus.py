@@ -8,7 +8,7 @@ from selfalign import evalplus_scoring as scoring
 from selfalign.evalplus_datasets import load_plus
 from selfalign.backends import BackendChoice, open_backend
 from selfalign.rulekit import progress_logger, start_logging
-from selfalign.sandbox import make_sandbox
+from selfalign.sandbox import ExecutionSettings, make_sandbox
 from selfalign.shards import read_json, write_json, write_jsonl
 
 # Settings, typed once from the rule's params.
@@ -36,9 +36,11 @@ solutions = {
     t: scoring.completion_to_solution(benchmark, problems[t], style, c.text)
     for t, c in zip(task_ids, completions, strict=True)
 }
-sandbox = make_sandbox(execution["backend"])
+settings = ExecutionSettings.from_config(execution)
+sandbox = make_sandbox(settings)
 statuses = scoring.check_solutions(
-    benchmark, problems, solutions, expected, sandbox, execution["memory_mb"], workers=snakemake.threads
+    benchmark, problems, solutions, expected, sandbox, settings.limits, workers=snakemake.threads,
+    infra_retries=settings.infra_retries,
 )
 write_jsonl(
     snakemake.output.samples,

@@ -7,32 +7,35 @@ Prompts follow the reference's EvalPlus evaluation (section 9.1 of its SC2 scrip
   description, a sentence, and its first assertion in a fence, the response opening a Python fence;
 - base model (``completion``): the raw problem prompt, cut at the first top-level statement after it.
 
-Checking uses evalplus's own code: the expected outputs come from ``evalplus.evaluate.get_groundtruth``
-(the canonical solution run on the base and plus inputs, trusted, in this process) and each solution
-is judged by ``evalplus.evaluate.check_correctness``, which runs it in a child process with evalplus's
-per-input time limits and its ``reliability_guard``. That guard is not a sandbox, so those checks run
-inside the project's sandbox (bubblewrap: no network, read-only system, private /tmp, rlimits), a
-chunk of solutions per sandbox run. "plus" counts a problem solved when both base and plus pass.
+Checking follows evalplus's own: the expected outputs come from ``evalplus.evaluate.get_groundtruth``
+(the canonical solution run on the base and plus inputs, trusted, in this process). Each solution is
+one sandbox sample running ``evalplus_harness``: per test set a child process with evalplus's
+``reliability_guard``, its per-input time limits and its time limit per set, reporting the values the
+solution returns; those values are compared here with evalplus's comparison (special oracles and
+tolerances included, ``set_status``), so nothing the solution's code does inside the sandbox can
+write its verdict. "plus" counts a problem solved when both base and plus pass.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import pickle
+import math
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+from selfalign import evalplus_harness as harness
 from selfalign.generation import GenerationRequest, SamplingSpec
 from selfalign.humaneval import COMPLETION_STOP, INSTRUCT_STOP, STYLES, format_instruct_prompt, instruct_parts
 from selfalign.sandbox import Limits, Sandbox, run_many
 
 MBPP_ASSERTION_SENTENCE = "Your code is checked with this assertion:"
 PASS = "pass"
-# evalplus gives one solution at most 60 s (EVALPLUS_TIMEOUT_PER_TASK) plus 2 s of slack, per test set
-SECONDS_PER_SOLUTION = 2 * 62 + 5
-RESULT_PREFIX = "EVALPLUS_RESULT "
+SETS = ("base", "plus")
+HARNESS_SOURCE = Path(harness.__file__).read_text(encoding="utf-8")
 
 
 def mbpp_instruction(problem: Mapping[str, Any]) -> str:
@@ -106,20 +109,119 @@ def expected_outputs(benchmark: str, problems: Mapping[str, dict], md5: str) -> 
     return get_groundtruth(problems, md5, MBPP_OUTPUT_NOT_NONE_TASKS if benchmark == "mbpp" else [])
 
 
-def check_program(jobs: Sequence[Mapping[str, Any]]) -> str:
-    """A program that runs ``check_correctness`` on each job and prints one result line per job."""
-    payload = base64.b64encode(pickle.dumps(list(jobs))).decode("ascii")
-    return (
-        "import base64, json, os, pickle\n"
-        # The sandbox's RLIMIT_AS already caps memory; evalplus raising its own limit above it would fail.
-        "os.environ['EVALPLUS_MAX_MEMORY_BYTES'] = '-1'\n"
-        "from evalplus.evaluate import check_correctness\n"
-        f"jobs = pickle.loads(base64.b64decode({payload!r}))\n"
-        "for job in jobs:\n"
-        "    result = check_correctness(**job)\n"
-        "    line = {'task_id': result['task_id'], 'base': result['base'][0], 'plus': result['plus'][0]}\n"
-        f"    print({RESULT_PREFIX!r} + json.dumps(line), flush=True)\n"
+def _time_limits(ref_time: Sequence[float]) -> tuple[list[float], float]:
+    """evalplus's per-input limits and how long its parent waits for a whole test set (``untrusted_check``
+    with fast_check: ``min(EVALPLUS_TIMEOUT_PER_TASK, sum) + 1``, then ``join(timeout + 1)``)."""
+    from evalplus.config import DEFAULT_GT_TIME_LIMIT_FACTOR, DEFAULT_MIN_TIME_LIMIT
+
+    limits = [max(DEFAULT_MIN_TIME_LIMIT, DEFAULT_GT_TIME_LIMIT_FACTOR * t) for t in ref_time]
+    per_task = float(os.environ.get("EVALPLUS_TIMEOUT_PER_TASK", 60))
+    return limits, min(per_task, sum(limits)) + 2
+
+
+def _evalplus_utils_source() -> str:
+    import evalplus.eval.utils
+
+    return Path(evalplus.eval.utils.__file__).read_text(encoding="utf-8")
+
+
+def check_program(benchmark: str, problem: Mapping[str, Any], solution: str, expected: Mapping[str, Any]) -> tuple[str, float]:
+    """The sandbox program that checks one solution (``evalplus_harness``), and the seconds its test sets
+    may take. Only the inputs and time limits go in; the expected outputs stay here."""
+    sets, seconds = [], 0.0
+    for name in SETS:
+        time_limits, set_seconds = _time_limits(expected[f"{name}_time"])
+        inputs = harness.encode(list(problem[f"{name}_input"]))
+        sets.append({"name": name, "inputs": inputs, "time_limits": time_limits, "seconds": set_seconds})
+        seconds += set_seconds
+    job = {"dataset": benchmark, "entry_point": problem["entry_point"], "solution": solution, "sets": sets}
+    program = (
+        HARNESS_SOURCE
+        + f"\n\nif __name__ == '__main__':\n    run({json.dumps(job)!r}, {_evalplus_utils_source()!r})\n"
     )
+    return program, seconds
+
+
+def read_report(stdout: str) -> tuple[bool, dict[tuple[int, int], tuple[str, Any]], set[int]]:
+    """(harness started, (set, input) -> ("out", value) or ("err", name), sets whose solution loaded)
+    from the result stream. Every line is untrusted: malformed ones are skipped, and the first line for
+    an input counts."""
+    ready, results, loaded = False, {}, set()
+    for line in stdout.splitlines():
+        try:
+            row = json.loads(line)
+            if row == ["ready"]:
+                ready = True
+            elif row[0] == "loaded" and isinstance(row[1], int):
+                loaded.add(row[1])
+            elif row[0] in ("out", "err") and isinstance(row[1], int) and isinstance(row[2], int):
+                key = (row[1], row[2])
+                if key not in results:
+                    results[key] = ("out", harness.decode(row[3])) if row[0] == "out" else ("err", str(row[3]))
+        except (ValueError, TypeError, IndexError, KeyError, RecursionError, OverflowError):
+            continue
+    return ready, results, loaded
+
+
+def _matches(benchmark: str, entry_point: str, inp: Sequence[Any], out: Any, exp: Any, atol: float) -> tuple[bool, float]:
+    """evalplus's comparison (``unsafe_execute``), special oracles included, on builtin values only;
+    (match, the atol in force for the next inputs: evalplus raises it to 1e-6 once a float is expected)."""
+    import numpy as np
+    from evalplus.eval import is_floats
+    from evalplus.eval._special_oracle import (
+        MBPP_OUTPUT_NOT_NONE_TASKS, MBPP_OUTPUT_SET_EQ_TASKS, _digit_distance_nums, _poly, _surface_Area,
+    )
+
+    try:
+        exact_match = out == exp
+        if benchmark == "mbpp":
+            if entry_point == "are_equivalent":
+                exact_match = True
+            elif entry_point == "sum_div":
+                exact_match = exact_match or out == 0
+            elif entry_point == "surface_Area":
+                exact_match = exact_match or abs(out - _surface_Area(*inp)) <= atol
+            elif entry_point == "digit_distance_nums":
+                exact_match = exact_match or out == _digit_distance_nums(*inp)
+            elif entry_point in MBPP_OUTPUT_SET_EQ_TASKS:
+                exact_match = set(out) == set(exp)
+            elif entry_point in MBPP_OUTPUT_NOT_NONE_TASKS:
+                exact_match = out == exp if isinstance(out, bool) else exp == (out is not None)
+        if benchmark == "humaneval" and entry_point == "find_zero":
+            return bool(abs(_poly(*inp, out)) <= atol), atol
+        if atol == 0 and is_floats(exp):
+            atol = 1e-6
+        if not exact_match and atol != 0:
+            if type(out) is not type(exp) or (isinstance(exp, (list, tuple)) and len(out) != len(exp)):
+                return False, atol
+            return bool(np.allclose(out, exp, rtol=1e-07, atol=atol)), atol
+        return bool(exact_match), atol
+    except Exception:  # noqa: BLE001 - evalplus counts an error while comparing as a failure
+        return False, atol
+
+
+def set_status(
+    benchmark: str, problem: Mapping[str, Any], index: int, expected: Sequence[Any],
+    results: Mapping[tuple[int, int], tuple[str, Any]], loaded: set[int],
+) -> str:
+    """evalplus's status of one test set, from the reported values: "fail" at the first wrong output or
+    exception (as its fast check stops there), "timeout" where the child ended or was killed with no
+    report for the next input (evalplus's unknown status), else "pass"."""
+    if (index, -1) in results:
+        return "fail"  # the solution did not load, or lacks the entry point
+    if index not in loaded:
+        return "timeout"
+    atol = problem["atol"]
+    for i, inp in enumerate(problem[f"{SETS[index]}_input"]):
+        if (index, i) not in results:
+            return "timeout"
+        kind, value = results[(index, i)]
+        if kind == "err":
+            return "fail"
+        ok, atol = _matches(benchmark, problem["entry_point"], inp, value, expected[i], atol)
+        if not ok:
+            return "fail"
+    return "pass"
 
 
 def check_solutions(
@@ -128,45 +230,42 @@ def check_solutions(
     solutions: Mapping[str, str],
     expected: Mapping[str, dict],
     sandbox: Sandbox,
-    memory_mb: int,
+    limits: Limits,
     workers: int,
-    chunk_size: int = 16,
+    infra_retries: int = 2,
 ) -> dict[str, dict[str, str]]:
     """task id -> {"base": status, "plus": status}, statuses as evalplus reports them (pass, fail,
-    timeout). A sandbox run that ends without a result for each of its solutions raises: counting
-    them as failures would report a wrong number."""
+    timeout). Each solution is its own sandbox sample (``evalplus_harness``) and is judged here, on the
+    values it reported. ``limits`` are the execution limits: their wall and CPU seconds are the margin
+    for starting and loading on top of evalplus's time limits for the test sets. A sample that the
+    sandbox could not run, or whose harness did not start, raises: counting it as a failure would
+    report a wrong number."""
     task_ids = list(solutions)
-    jobs = [
-        {
-            "dataset": benchmark,
-            "completion_id": 0,
-            "problem": problems[task_id],
-            "solution": solutions[task_id],
-            "expected_output": expected[task_id],
-            "fast_check": True,  # as evalplus.evaluate without --test-details: stop at the first failure
-            "identifier": task_id,
-        }
-        for task_id in task_ids
-    ]
-    chunks = [jobs[i : i + chunk_size] for i in range(0, len(jobs), chunk_size)]
-    limits = Limits(
-        wall_seconds=SECONDS_PER_SOLUTION * chunk_size,
-        cpu_seconds=SECONDS_PER_SOLUTION * chunk_size,
-        memory_mb=memory_mb,
-        tmp_mb=256,
-    )
-    verdicts = run_many(sandbox, [check_program(chunk) for chunk in chunks], limits, workers)
+    programs, sample_limits = [], []
+    for task_id in task_ids:
+        program, seconds = check_program(benchmark, problems[task_id], solutions[task_id], expected[task_id])
+        programs.append(program)
+        expected_size = len(json.dumps([harness.encode(expected[task_id][name]) for name in SETS]))
+        sample_limits.append(replace(
+            limits,
+            wall_seconds=limits.wall_seconds + seconds,
+            cpu_seconds=limits.cpu_seconds + math.ceil(seconds),  # per process: the largest set's bound would do
+            output_bytes=max(limits.output_bytes, 4 * expected_size + 65536),  # the reported values fit
+        ))
+    verdicts = run_many(sandbox, programs, sample_limits, workers, infra_retries)
     results: dict[str, dict[str, str]] = {}
-    for chunk, verdict in zip(chunks, verdicts, strict=True):
-        lines = [line[len(RESULT_PREFIX) :] for line in verdict.stdout_tail.splitlines() if line.startswith(RESULT_PREFIX)]
-        found = {row["task_id"]: {"base": row["base"], "plus": row["plus"]} for row in map(json.loads, lines)}
-        missing = [job["identifier"] for job in chunk if job["identifier"] not in found]
-        if missing:
+    for task_id, verdict, sample in zip(task_ids, verdicts, sample_limits, strict=True):
+        ready, reported, loaded = read_report(verdict.stdout_tail)
+        truncated = len(verdict.stdout_tail.encode()) >= sample.output_bytes
+        if verdict.status == "infra-error" or not (ready or truncated):
             raise RuntimeError(
-                f"{benchmark}: the evalplus check of {missing[0]} (and {len(missing) - 1} more) returned no result "
-                f"(sandbox status {verdict.status}); stderr tail:\n{verdict.stderr_tail[-1500:]}"
+                f"{benchmark}: the evalplus check of {task_id} did not run (sandbox status {verdict.status}); "
+                f"stderr tail:\n{verdict.stderr_tail[-1500:]}"
             )
-        results.update(found)
+        results[task_id] = {
+            name: set_status(benchmark, problems[task_id], index, expected[task_id][name], reported, loaded)
+            for index, name in enumerate(SETS)
+        }
     return results
 
 

@@ -3,9 +3,10 @@
 Starting bubblewrap (namespaces, mounts) and a Python interpreter costs more than most generated
 programs take to run. Here each worker is one bubblewrap sandbox, started once, with the same
 layout as ``BubblewrapSandbox`` (read-only system, no network, size-capped /tmp, empty environment).
-Inside it ``pool_supervisor.py`` runs every sample in a new pid, mount and IPC namespace, as its own
-uid with its own rlimits, kills the sample's whole namespace when it ends or hits the wall limit, and
-empties /tmp before the next sample (see that module for the process tree).
+Inside it ``supervisor.py`` runs every sample in a new pid, mount and IPC namespace, as its own
+uid with its own rlimits and the syscall filter, kills the sample's whole namespace when it ends or
+hits the wall limit, and empties /tmp before the next sample; every sample's processes are forks of a
+zygote that never saw another sample's data (see that module for the process tree).
 
 ``start="fork"`` runs the program in a fork of the supervisor's already started interpreter (the
 program still runs as a real ``__main__`` file); ``start="exec"`` executes a fresh
@@ -23,6 +24,7 @@ import json
 import os
 import platform
 import selectors
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -32,14 +34,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from .sandbox import ROOT_NAMESPACES, BubblewrapSandbox, Limits, Verdict, _interpreter, _launcher_env, verdict_of
+from .bubblewrap import ROOT_NAMESPACES, BubblewrapSandbox
+from .core import Limits, Verdict, verdict_of
+from .host import interpreter, launcher_env
+from .seccomp import filter_file
 
-SUPERVISOR = Path(__file__).with_name("pool_supervisor.py")
+HERE = Path(__file__).parent
 SUPERVISOR_IN_SANDBOX = "/sandbox-pool/supervisor.py"
 # Beyond the wall limit the supervisor needs a moment to reap and clean; past this margin the worker
 # is considered wedged and replaced.
 ANSWER_MARGIN_SECONDS = 30.0
 Start = Literal["fork", "exec"]
+POOL_STARTS: tuple[Start, ...] = ("fork", "exec")
 # Standard-library modules generated programs and their tests import most; with start="fork" the
 # supervisor imports them once so that samples skip that work.
 PRELOAD = (
@@ -61,7 +67,7 @@ class _Worker:
         # A new session and no --die-with-parent: PDEATHSIG follows the *thread* that started bwrap,
         # and pool threads come and go. The supervisor ends on EOF of its stdin instead.
         self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=_launcher_env(),
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=launcher_env(),
             cwd="/", start_new_session=True,
         )
         self.buffer = b""
@@ -123,7 +129,7 @@ class PoolSandbox:
     def __init__(self, start: Start = "fork"):
         if os.geteuid() != 0:
             raise PoolUnavailable("the sandbox pool needs root (a uid per sample and namespaces per sample)")
-        if start not in ("fork", "exec"):
+        if start not in POOL_STARTS:
             raise ValueError(f"unknown pool start {start!r}: expected 'fork' or 'exec'")
         self.start = start
         self.layout = BubblewrapSandbox()  # the same filesystem layout, and its per-sample uids
@@ -131,16 +137,31 @@ class PoolSandbox:
         self.idle: list[_Worker] = []
         self.lock = threading.Lock()
         self.started = 0
+        self.files = ""  # a directory holding the compiled filter, bound into every worker
+        self.files_lock = threading.Lock()
+        self._filter_dir()
         atexit.register(self.close)
 
+    def _filter_dir(self) -> str:
+        with self.files_lock:  # made again if close() removed it and the pool is used once more
+            if not os.path.isdir(self.files):
+                self.files = tempfile.mkdtemp(prefix="sandbox-pool-")
+                os.chmod(self.files, 0o755)
+                filter_file(self.files)
+            return self.files
+
     def _argv(self, limits: Limits) -> list[str]:
+        files = self._filter_dir()
         binds = [
             "--perms", "0755", "--tmpfs", "/sandbox",  # the supervisor (root) writes each main.py here
-            "--ro-bind", str(SUPERVISOR), SUPERVISOR_IN_SANDBOX,
+            "--ro-bind", str(HERE / "supervisor.py"), SUPERVISOR_IN_SANDBOX,
+            "--ro-bind", str(HERE / "confine.py"), "/sandbox-pool/confine.py",
+            "--ro-bind", os.path.join(files, "seccomp.bpf"), "/sandbox-pool/seccomp.bpf",
         ]
         keep = sorted({"/tmp/" + Path(d).relative_to("/tmp").parts[0] for d in self.python_dirs if d.startswith("/tmp/")})
         argv = self.layout.bwrap_argv(ROOT_NAMESPACES, limits, binds, die_with_parent=False)
-        argv += [_interpreter(), "-I", "-B", SUPERVISOR_IN_SANDBOX, *(f"--keep={path}" for path in keep)]
+        argv += [interpreter(), "-I", "-B", SUPERVISOR_IN_SANDBOX, "--seccomp=/sandbox-pool/seccomp.bpf"]
+        argv += [f"--keep={path}" for path in keep]
         return argv + ([f"--preload={','.join(PRELOAD)}"] if self.start == "fork" else [])
 
     def _take(self, limits: Limits) -> _Worker:
@@ -173,15 +194,19 @@ class PoolSandbox:
             worker.close()
             return Verdict("infra-error", None, "", f"sandbox-pool: worker failed: {detail}", time.monotonic() - start)
         self._give_back(worker)
-        if answer["timed_out"]:
-            return Verdict("timeout", None, answer["stdout"], answer["stderr"], answer["seconds"])
-        return verdict_of(answer["returncode"], answer["stdout"], answer["stderr"], answer["seconds"], limits)
+        returncode = None if answer["timed_out"] else answer["returncode"]
+        return verdict_of(
+            returncode, answer["stdout"], answer["stderr"], answer["seconds"], limits, answer["peak_memory_mb"]
+        )
 
     def close(self) -> None:
         with self.lock:
             workers, self.idle = self.idle, []
         for worker in workers:
             worker.close()
+        with self.files_lock:
+            if self.files:
+                shutil.rmtree(self.files, ignore_errors=True)
 
     def versions(self) -> dict[str, str]:
         return {**self.layout.versions(), "sandbox": self.name, "pool_start": self.start, "python": platform.python_version()}

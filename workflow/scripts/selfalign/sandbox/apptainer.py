@@ -2,10 +2,11 @@
 
 Each sample runs as ``apptainer exec`` of the image built from ``workflow/envs/sandbox.def`` with
 containment (``--containall``: own pid and IPC namespaces, private /tmp and /dev, clean environment),
-no home, no network (``--net --network none``: loopback only), no site-configured
-binds, and one bind: the sample's own directory, read-only. Limits are set inside by ``prlimit``; the
-wall limit kills the whole process group (the container's init, hence the container). Verdicts come
-from the same code as the other backends.
+no home, no network (``--net --network none``: loopback only), no site-configured binds, and one
+bind: the sample's own directory, read-only, holding the program, the compiled syscall filter and
+``confine.py``, which sets the rlimits and loads the filter before it executes the program. The wall
+limit kills the whole process group (the container's init, hence the container). Verdicts come from
+the same code as the other backends.
 
 Unlike bubblewrap as root, the sample runs as the submitting user, so RLIMIT_NPROC counts that user's
 other processes on the node too (the limit must leave room for them), and the size of the private
@@ -14,15 +15,21 @@ other processes on the node too (the limit must leave room for them), and the si
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
 import subprocess
+from dataclasses import asdict
+from pathlib import Path
 
-from .sandbox import Limits, Verdict, _execute, _launcher_env, _ProgramFile, _rlimit_argv
+from .core import LAUNCHER_PREFIXES, Limits, Verdict
+from .host import ProgramFile, execute, launcher_env
+from .seccomp import filter_bpf
 
 # Apptainer's own messages: an error from the launcher, not from the program.
-APPTAINER_PREFIXES = ("FATAL:", "ERROR  :", "prlimit:")
+APPTAINER_PREFIXES = ("FATAL:", "ERROR  :", *LAUNCHER_PREFIXES)
+CONFINE_SOURCE = Path(__file__).with_name("confine.py").read_bytes()
 
 
 class ApptainerSandbox:
@@ -35,6 +42,7 @@ class ApptainerSandbox:
                 "build it with `apptainer build sandbox.sif workflow/envs/sandbox.def`"
             )
         self.image = os.path.abspath(image)
+        self.bpf = filter_bpf()
 
     def argv(self, program_dir: str, limits: Limits) -> list[str]:
         return [
@@ -45,15 +53,16 @@ class ApptainerSandbox:
             "--pwd", "/tmp",
             "--env", "LANG=C.UTF-8",
             self.image,
-            *_rlimit_argv(limits), "python3", "-I", "-B", "/sandbox/main.py",
+            "python3", "-I", "-B", "/sandbox/confine.py", "--limits", json.dumps(asdict(limits)),
+            "--seccomp", "/sandbox/seccomp.bpf", "--", "python3", "-I", "-B", "/sandbox/main.py",
         ]
 
     def run(self, program: str, limits: Limits) -> Verdict:
         if not os.path.exists(self.image):
             return Verdict("infra-error", None, "", f"FATAL: apptainer image {self.image} not found", 0.0)
-        with _ProgramFile(program) as path:
-            return _execute(
-                self.argv(os.path.dirname(path), limits), limits, cwd="/", env=_launcher_env(),
+        with ProgramFile(program, {"seccomp.bpf": self.bpf, "confine.py": CONFINE_SOURCE}) as path:
+            return execute(
+                self.argv(os.path.dirname(path), limits), limits, cwd="/", env=launcher_env(),
                 launcher_prefixes=APPTAINER_PREFIXES,
             )
 
@@ -63,3 +72,6 @@ class ApptainerSandbox:
         except (OSError, subprocess.CalledProcessError) as err:
             version = f"unavailable ({err})"
         return {"sandbox": self.name, "apptainer": version, "image": self.image, "host_python": platform.python_version()}
+
+    def close(self) -> None:
+        """Nothing outlives a sample here."""

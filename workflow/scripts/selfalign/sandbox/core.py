@@ -1,0 +1,103 @@
+"""The sandbox interface: limits, verdicts, the Protocol every backend implements, and the one place
+where an ending becomes a verdict class."""
+
+from __future__ import annotations
+
+import re
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Literal, Protocol
+
+Status = Literal["pass", "fail", "timeout", "memory", "infra-error"]
+
+MIB = 1024 * 1024
+# Launcher tools print errors prefixed with their own name; seeing one first means the sandbox, not
+# the program, failed.
+LAUNCHER_PREFIXES = ("bwrap:", "setpriv:", "prlimit:", "sandbox-pool:", "sandbox-confine:")
+MEMORY_ERROR = re.compile(r"^MemoryError\b", re.MULTILINE)
+# A sample stopped by a limit (wall, CPU, a kill) whose peak resident memory reached this share of its
+# address-space limit was exhausting memory: filling a few GiB can take about as long as the wall limit,
+# and which limit fires first is then a matter of machine speed, not of what the program did.
+MEMORY_NEAR_LIMIT = 0.75
+
+
+@dataclass(frozen=True)
+class Limits:
+    wall_seconds: float = 10.0
+    cpu_seconds: int = 10
+    memory_mb: int = 4096  # address space (RLIMIT_AS)
+    processes: int = 64  # RLIMIT_NPROC, counted per uid
+    file_size_mb: int = 64
+    tmp_mb: int = 128  # the private /tmp is RAM, not counted by RLIMIT_AS, so it needs its own cap
+    open_files: int = 256
+    output_bytes: int = 65536  # kept per stream (the tail); the rest is read and discarded
+
+    @classmethod
+    def from_config(cls, execution: Mapping[str, Any]) -> Limits:
+        """The limits named in the ``execution`` config section; its other keys are not limits."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in execution.items() if key in names})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: Status
+    returncode: int | None  # None when the program never started or was killed by the wall timer
+    stdout_tail: str
+    stderr_tail: str
+    seconds: float
+    attempts: int = 1
+    peak_memory_mb: float | None = None  # peak resident memory of the sample's largest process, if known
+
+
+class Sandbox(Protocol):
+    name: str
+
+    def run(self, program: str, limits: Limits) -> Verdict: ...
+
+    def versions(self) -> dict[str, str]: ...
+
+    def close(self) -> None:
+        """Release what the backend holds between samples (long-lived sandboxes, files)."""
+        ...
+
+
+def _near_memory_limit(peak_memory_mb: float | None, limits: Limits) -> bool:
+    return peak_memory_mb is not None and peak_memory_mb >= MEMORY_NEAR_LIMIT * limits.memory_mb
+
+
+def classify(
+    returncode: int | None, stderr: str, seconds: float, limits: Limits, peak_memory_mb: float | None = None
+) -> Status:
+    """The class of a program's ending: ``returncode`` in shell convention (128 + signal), None when the
+    wall timer killed it."""
+    if returncode == 0:
+        return "pass"
+    stopped_by_limit = returncode is None or returncode in (128 + signal.SIGXCPU, 128 + signal.SIGKILL)
+    if stopped_by_limit and _near_memory_limit(peak_memory_mb, limits):
+        return "memory"
+    if returncode is None or returncode == 128 + signal.SIGXCPU:
+        return "timeout"
+    if MEMORY_ERROR.search(stderr):
+        return "memory"
+    if returncode == 128 + signal.SIGKILL:
+        # Nothing but the CPU hard limit (after an ignored SIGXCPU) or the OOM killer sends SIGKILL here.
+        return "timeout" if seconds >= limits.cpu_seconds else "memory"
+    return "fail"
+
+
+def verdict_of(
+    returncode: int | None,
+    stdout: str,
+    stderr: str,
+    seconds: float,
+    limits: Limits,
+    peak_memory_mb: float | None = None,
+    launcher_prefixes: tuple[str, ...] = LAUNCHER_PREFIXES,
+) -> Verdict:
+    """The verdict of a program's ending (see ``classify``); every backend uses it."""
+    if returncode not in (0, None) and stderr.startswith(launcher_prefixes):
+        return Verdict("infra-error", returncode, stdout, stderr, seconds, peak_memory_mb=peak_memory_mb)
+    status = classify(returncode, stderr, seconds, limits, peak_memory_mb)
+    return Verdict(status, returncode, stdout, stderr, seconds, peak_memory_mb=peak_memory_mb)
