@@ -141,7 +141,7 @@ def memory_estimate(model: Path, sft: dict[str, Any], gpu_mem_gib: float) -> tup
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--model-config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--preset", type=Path, default=PRESET)
     parser.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "selfalign-gpu-check")

@@ -417,7 +417,7 @@ def plan_from_sft_config(sft: Mapping[str, Any], gpus: int, precision: Precision
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m selfalign.memplan", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m selfalign.memplan", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--model-config", required=True, help="model dir or its config.json")
     parser.add_argument("--gpus", type=int, required=True)
     parser.add_argument("--gpu-mem-gib", type=float, required=True, help="memory of one GPU (A100-80GB: 80)")

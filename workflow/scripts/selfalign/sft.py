@@ -181,7 +181,8 @@ def sft_trainer_class() -> type:
                     counted = sum(int(b["labels"][:, 1:].ne(IGNORE_INDEX).sum()) for b in batch_samples)
                 count = torch.tensor(counted, device=device)
                 if self.args.world_size > 1:  # the Trainer scales the loss by the world size to match
-                    count = self.accelerator.gather(count).sum()
+                    gathered: Any = self.accelerator.gather(count)
+                    count = gathered.sum()
                 num_items = count
             return batch_samples, num_items
 
