@@ -98,3 +98,21 @@ def test_progress_reports_every_batch(model_dir: Path) -> None:
     assert calls[-1] == (4, 4)
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
     assert len(calls) == 3  # two greedy batches of 2, one sampled request
+
+
+def test_stop_strings_are_matched_in_the_generated_text_only(backend: TransformersBackend) -> None:
+    """A prompt that ends in the first half of a stop string whose second half the model writes first:
+    generate's own stop_strings stopped there (an empty completion); only generated text counts."""
+    prompt = "def add(a, b):\n    return a"
+    free = backend.generate([greedy(prompt, max_new_tokens=10)])[0][0]
+    assert len(free.text) >= 2 and free.finish_reason == "length"
+    stop = prompt[-3:] + free.text[:2]  # begins in the prompt, ends in the completion's first characters
+    assert stop not in free.text
+    stopped = backend.generate([GenerationRequest(prompt, SamplingSpec(max_new_tokens=10, stop=(stop,)))])[0][0]
+    assert stopped == free  # not cut: the stop string is not in the generated text
+
+    # A stop string inside the generated text still stops generation there, with the text cut before it.
+    inner = free.text[2:5]
+    cut = backend.generate([GenerationRequest(prompt, SamplingSpec(max_new_tokens=10, stop=(inner,)))])[0][0]
+    assert cut.finish_reason == "stop" and cut.text == free.text[: free.text.index(inner)]
+    assert cut.num_tokens < free.num_tokens

@@ -23,6 +23,8 @@ from selfalign.launch import (
 from selfalign.sft import (
     IGNORE_INDEX,
     SFTCollator,
+    build_trainer,
+    deepspeed_config,
     gradient_accumulation_steps,
     instruct_chat_template,
     last_complete_checkpoint,
@@ -274,7 +276,62 @@ def test_planned_command_shows_placement_for_gpus_and_cpu_ranks() -> None:
            "max_length": 64, "seed": 1, "save_steps": 5}
     args = sft_arguments(cfg, "base", "train.jsonl", "out/")
     assert args[args.index("--checkpoint-dir") + 1] == "out.checkpoints"
+    assert args[args.index("--loss-weighting") + 1] == "example" and args[args.index("--expect-gpus") + 1] == "0"
+    assert "--gradient-checkpointing" not in args
+    flagged = sft_arguments({**cfg, "gradient_checkpointing": True, "offload_optimizer": True,
+                             "loss_weighting": "token"}, "base", "train.jsonl", "out", gpus=4)
+    assert flagged[-4:] == ["--expect-gpus", "4", "--gradient-checkpointing", "--offload-optimizer"]
+    assert flagged[flagged.index("--loss-weighting") + 1] == "token"
     assert planned_command(4, 2, args).startswith(
         "deepspeed --include localhost:<4 ids from CUDA_VISIBLE_DEVICES> --master_port <free port> --no_local_rank "
         "--module selfalign.sft --model base --data train.jsonl")
     assert planned_command(0, 2, args).startswith("deepspeed --num_gpus 2 ")
+
+
+@pytest.mark.parametrize("weighting", ["example", "token"])
+@pytest.mark.parametrize("per_device, accumulation", [(1, 2), (2, 1)])
+def test_trainer_loss_is_the_hand_computed_batch_loss(
+    tmp_path: Path, tokenizer: PreTrainedTokenizerFast, base_model_dir: Path, weighting: str, per_device: int,
+    accumulation: int,
+) -> None:
+    """One optimizer step over two examples of different lengths: the loss the Trainer logs is the mean of
+    the two per-example means (the reference's weighting), or the mean over all their tokens."""
+    from transformers import AutoConfig, TrainingArguments
+
+    examples = [tokenize_example(tokenizer, ROWS[0]["instruction"], ROWS[0]["response"], 512),
+                tokenize_example(tokenizer, LONG_ROW["instruction"], LONG_ROW["response"], 512)]
+    config = AutoConfig.from_pretrained(base_model_dir)
+    zero_dropout(config)  # as sft.train does: the Trainer runs the model in train mode
+    model = LlamaForCausalLM.from_pretrained(base_model_dir, config=config)
+
+    token_losses = []
+    with torch.no_grad():
+        for example in examples:
+            logits = model(input_ids=torch.tensor([example.input_ids])).logits[0, :-1]
+            targets = torch.tensor(example.labels[1:])
+            keep = targets != IGNORE_INDEX
+            token_losses.append(torch.nn.functional.cross_entropy(logits[keep], targets[keep], reduction="none"))
+    lengths = [len(losses) for losses in token_losses]
+    assert lengths[1] > 5 * lengths[0]  # different enough that the two weightings differ
+    per_example = sum(float(losses.mean()) for losses in token_losses) / 2
+    per_token = float(torch.cat(token_losses).mean())
+    assert abs(per_example - per_token) > 1e-3
+
+    args = TrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=per_device, gradient_accumulation_steps=accumulation,
+        max_steps=1, learning_rate=1e-5, optim="adafactor", logging_steps=1, save_strategy="no", report_to="none",
+        use_cpu=True, seed=0, disable_tqdm=True,
+    )
+    trainer = build_trainer(model, args, examples, tokenizer.pad_token_id, weighting)
+    trainer.train()
+    logged = trainer.state.log_history[0]["loss"]
+    assert logged == pytest.approx(per_example if weighting == "example" else per_token, rel=1e-4)
+
+
+def test_offload_sets_what_deepspeed_needs_for_a_client_optimizer() -> None:
+    config = deepspeed_config(2, offload_optimizer=True)
+    assert config["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+    assert config["zero_force_ds_cpu_optimizer"] is False
+    assert "offload_optimizer" not in deepspeed_config(3, offload_optimizer=False)["zero_optimization"]
+    with pytest.raises(ValueError, match="ZeRO stage 1 or higher"):
+        deepspeed_config(0, offload_optimizer=True)

@@ -14,7 +14,7 @@ cfg = dict(snakemake.params.sft)
 gpus = int(getattr(snakemake.resources, "gpu", 0) or 0)
 ranks = gpus if gpus > 0 else cfg["ranks"]
 output = snakemake.output[0]
-sft_args = sft_arguments(cfg, snakemake.input.model, snakemake.input.data, output)
+sft_args = sft_arguments(cfg, snakemake.input.model, snakemake.input.data, output, gpus=gpus)
 # On a GPU node the ranks go to the devices Slurm gave the job.
 visible = os.environ.get("CUDA_VISIBLE_DEVICES") if gpus > 0 else None
 command = launch_command(ranks=ranks, master_port=free_port(), sft_args=sft_args, visible_devices=visible)

@@ -191,6 +191,30 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return text[: min(positions)], True
 
 
+class GeneratedTextStop:
+    """A ``generate`` stopping criterion that looks for the stop strings in the generated tokens only.
+
+    Each step decodes the last tokens of every row after ``prompt_length`` (left padding aligns every
+    prompt's end there); a stop string of B bytes lies within the last B + 1 tokens the step it
+    completes, since every token is at least one byte.
+    """
+
+    def __init__(self, tokenizer: Any, stop: Sequence[str], prompt_length: int):
+        self.tokenizer = tokenizer
+        self.stop = [s for s in stop if s]
+        self.prompt_length = prompt_length
+        self.window = max(len(s.encode("utf-8")) for s in self.stop) + 1
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        generated = input_ids[:, self.prompt_length :]
+        texts = self.tokenizer.batch_decode(
+            generated[:, -self.window :], skip_special_tokens=False, clean_up_tokenization_spaces=False
+        )
+        return torch.tensor([any(s in text for s in self.stop) for text in texts], device=input_ids.device)
+
+
 class TransformersBackend:
     """HF transformers ``generate`` on CPU or one CUDA device, loaded from a local directory."""
 
@@ -325,7 +349,11 @@ class TransformersBackend:
             options.update(temperature=spec.temperature, top_p=spec.top_p, top_k=0)
             torch.manual_seed(spec.seed)
         if spec.stop:
-            options.update(stop_strings=list(spec.stop), tokenizer=self.tokenizer)
+            # Not generate's own stop_strings: they match the end of the whole sequence, so a stop string
+            # that begins in the prompt (a base-model prompt ending in "#" with the stop "##") ends the
+            # completion after a token or two.
+            prompt_length = inputs["input_ids"].shape[1]
+            options["stopping_criteria"] = [GeneratedTextStop(self.tokenizer, spec.stop, prompt_length)]
         with torch.inference_mode():
             output = self.model.generate(**inputs, **options)
         generated = output[:, inputs["input_ids"].shape[1] :].tolist()
@@ -350,7 +378,8 @@ class TransformersBackend:
         elif len(ids) >= spec.max_new_tokens:
             reason = "length"
         else:
-            # Ended early with neither EOS nor a visible stop string: a stop string that began in the prompt.
+            # Ended early with neither EOS nor a stop string in its text: a batch neighbour's padding
+            # cannot cause this (it is stripped above), so say so rather than guess.
             reason = "stop"
         num_tokens = len(ids) + (eos_at is not None)
         return Completion(text=text, finish_reason=reason, num_tokens=num_tokens)

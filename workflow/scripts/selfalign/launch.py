@@ -68,8 +68,14 @@ def launch_command(
     ]
 
 
-def sft_arguments(cfg: Mapping[str, object], model: str, data: str, output: str) -> list[str]:
-    """``selfalign.sft`` arguments for the ``sft`` config section, one base model, one data set, one output."""
+def sft_arguments(cfg: Mapping[str, object], model: str, data: str, output: str, gpus: int = 0) -> list[str]:
+    """``selfalign.sft`` arguments for the ``sft`` config section, one base model, one data set, one output;
+    ``gpus``, the job's GPU count, makes every rank fail at once if it sees fewer."""
+    flags = [
+        flag
+        for key, flag in (("gradient_checkpointing", "--gradient-checkpointing"), ("offload_optimizer", "--offload-optimizer"))
+        if cfg.get(key)
+    ]
     return [
         "--model", model,
         "--data", data,
@@ -83,6 +89,9 @@ def sft_arguments(cfg: Mapping[str, object], model: str, data: str, output: str)
         "--max-length", str(cfg["max_length"]),
         "--seed", str(cfg["seed"]),
         "--save-steps", str(cfg["save_steps"]),
+        "--loss-weighting", str(cfg.get("loss_weighting", "example")),
+        "--expect-gpus", str(gpus),
+        *flags,
     ]
 
 

@@ -8,7 +8,11 @@ Every rank of a ``deepspeed`` launch (see ``selfalign.launch``) runs ``main``. T
 - loss on the completion only (prompt and padding labels are -100), no packing, right padding;
 - HF Trainer + DeepSpeed ZeRO (``workflow/resources/deepspeed/zero{N}.json``), HF Adafactor with
   ``scale_parameter=False, relative_step=False``, lr 1e-5, weight decay 0, linear schedule with 5%
-  warmup, 4 epochs, effective batch 64, no gradient clipping, every dropout set to 0, bf16 on GPUs.
+  warmup, 4 epochs, effective batch 64, no gradient clipping, every dropout set to 0, bf16 on GPUs;
+- the loss of a batch is the mean over its examples of each example's mean token loss (the reference's
+  weighting: per-device batch 1, 64 accumulation steps, each micro-batch's mean divided by 64), or,
+  with ``--loss-weighting token``, the mean over all response tokens of the batch (transformers 5's
+  default); either way over the whole accumulated batch on every rank.
 
 The finished model dir (weights, tokenizer with the instruct chat template, ``train_stats.json``)
 appears by rename, so a killed job never leaves one that looks complete; a rerun resumes from the
@@ -32,6 +36,7 @@ from typing import Any
 import torch
 
 from selfalign import __version__ as selfalign_version
+from selfalign.devices import require_gpus
 from selfalign.humaneval import INSTRUCT_SYSTEM, format_instruct_prompt
 from selfalign.shards import read_jsonl, write_json
 
@@ -42,6 +47,8 @@ NO_CLIPPING = -1.0  # the reference's --max_grad_norm -1; Trainer and DeepSpeed 
 TRAIN_STATS_NAME = "train_stats.json"
 LOSS_TSV_NAME = "loss.tsv"  # one row per optimizer step: step, epoch, loss, learning_rate
 TRAINER_STATE_NAME = "trainer_state.json"  # the Trainer writes it last into a checkpoint
+
+LOSS_WEIGHTINGS = ("example", "token")
 
 logger = logging.getLogger("selfalign.sft")
 
@@ -113,6 +120,147 @@ def gradient_accumulation_steps(target_batch: int, per_device_batch: int, world_
     return target_batch // per_step
 
 
+def shifted_token_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token cross-entropy of a causal LM (token t predicts label t+1), in fp32, and the mask of
+    tokens that count (label not -100); both ``(batch, length - 1)``."""
+    targets = labels[:, 1:]
+    logits = logits[:, :-1, :].float()
+    losses = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none"
+    ).view(targets.shape)
+    return losses, targets.ne(IGNORE_INDEX)
+
+
+def examples_with_targets(labels: torch.Tensor) -> int:
+    """Examples of a micro-batch with at least one response token after the shift (a prompt cut by
+    max_length has none; it adds nothing to the loss and does not count in the mean)."""
+    return int(labels[:, 1:].ne(IGNORE_INDEX).any(dim=1).sum())
+
+
+@dataclass(frozen=True)
+class SFTLoss:
+    """The Trainer's ``compute_loss_func``: this micro-batch's share of the accumulated batch's loss.
+
+    ``num_items_in_batch`` is what the whole accumulated batch holds over all ranks: response tokens
+    (``token``) or examples with a response token (``example``, see ``SFTTrainer.get_batch_samples``).
+    The Trainer multiplies the result by the world size and DeepSpeed averages the gradients over the
+    ranks, so the sum over micro-batches and ranks is exactly the batch mean.
+    """
+
+    weighting: str
+
+    def __call__(self, outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
+        logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs[0]
+        losses, mask = shifted_token_losses(logits, labels)
+        if self.weighting == "token":
+            total = (losses * mask).sum()
+            count = mask.sum()
+        else:
+            tokens = mask.sum(dim=1)
+            total = ((losses * mask).sum(dim=1) / tokens.clamp(min=1)).sum()
+            count = (tokens > 0).sum()
+        if num_items_in_batch is None:  # evaluation, or a Trainer that did not count: this micro-batch alone
+            num_items_in_batch = count
+        return total / torch.as_tensor(num_items_in_batch, device=total.device).clamp(min=1)
+
+
+def sft_trainer_class() -> type:
+    """``Trainer`` that counts examples instead of tokens for the ``example`` loss weighting."""
+    from transformers import Trainer
+
+    class SFTTrainer(Trainer):
+        def get_batch_samples(self, epoch_iterator: Any, num_batches: int, device: Any) -> tuple[list, Any]:
+            batch_samples, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
+            loss = self.compute_loss_func
+            if isinstance(loss, SFTLoss) and batch_samples:
+                # Counted here for both weightings, on the shifted labels, so SFTLoss and this count agree
+                # whatever the Trainer's own counting does.
+                if loss.weighting == "example":
+                    counted = sum(examples_with_targets(b["labels"]) for b in batch_samples)
+                else:
+                    counted = sum(int(b["labels"][:, 1:].ne(IGNORE_INDEX).sum()) for b in batch_samples)
+                count = torch.tensor(counted, device=device)
+                if self.args.world_size > 1:  # the Trainer scales the loss by the world size to match
+                    gathered: Any = self.accelerator.gather(count)
+                    count = gathered.sum()
+                num_items = count
+            return batch_samples, num_items
+
+    return SFTTrainer
+
+
+def build_trainer(
+    model: Any, args: Any, examples: Sequence[TokenizedExample], pad_token_id: int, loss_weighting: str
+) -> Any:
+    """The Trainer of ``train``, also used by the tests (same collator, same loss)."""
+    if loss_weighting not in LOSS_WEIGHTINGS:
+        raise ValueError(f"loss weighting must be one of {', '.join(LOSS_WEIGHTINGS)}, got {loss_weighting!r}")
+    return sft_trainer_class()(
+        model=model,
+        args=args,
+        train_dataset=[example.as_feature() for example in examples],
+        data_collator=SFTCollator(pad_token_id),
+        compute_loss_func=SFTLoss(loss_weighting),
+    )
+
+
+def live_tensor_bytes() -> int:
+    """Bytes of every tensor storage alive in this process (views counted once): on CPU, where torch
+    keeps no allocator statistics, what the weights, gradients and optimizer state really take."""
+    import gc
+
+    storages: dict[int, int] = {}
+    for obj in gc.get_objects():
+        if isinstance(obj, torch.Tensor) and obj.device.type == "cpu":
+            try:
+                storage = obj.untyped_storage()
+            except (RuntimeError, NotImplementedError):  # sparse or otherwise storage-less tensors
+                continue
+            if storage.data_ptr():
+                storages[storage.data_ptr()] = max(storages.get(storage.data_ptr(), 0), storage.nbytes())
+    return sum(storages.values())
+
+
+class MemoryProbe:
+    """This rank's memory right after each optimizer step (weights, gradients, master weights and
+    optimizer state are alive then, activations freed), the largest seen; and, on a GPU, the peak of
+    the whole run. Compared with ``selfalign.memplan``'s estimate by the tests and the GPU check."""
+
+    CPU_STEPS = 4  # walking every object costs; the states are all there after the first steps
+
+    def __init__(self, on_gpu: bool):
+        from torch.optim.optimizer import register_optimizer_step_post_hook
+
+        self.on_gpu = on_gpu
+        self.states_bytes = 0
+        self.calls = 0
+        self._handle = register_optimizer_step_post_hook(self._after_step)
+
+    def _after_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        self.calls += 1
+        now = torch.cuda.memory_allocated() if self.on_gpu else live_tensor_bytes()
+        self.states_bytes = max(self.states_bytes, now)
+        if not self.on_gpu and self.calls >= self.CPU_STEPS:
+            self._handle.remove()
+
+    def result(self) -> dict[str, int | None]:
+        self._handle.remove()
+        peak = torch.cuda.max_memory_allocated() if self.on_gpu else None
+        return {"states_bytes": self.states_bytes, "peak_bytes": peak}
+
+
+def gather_memory(probe: MemoryProbe) -> list[dict[str, Any]]:
+    """Every rank's probe result, in rank order (a collective: every rank calls it)."""
+    import torch.distributed as dist
+
+    mine = {"rank": dist.get_rank() if dist.is_initialized() else 0, **probe.result()}
+    if not dist.is_initialized():
+        return [mine]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, mine)
+    return sorted(gathered, key=lambda entry: entry["rank"])
+
+
 def zero_dropout(config: Any) -> list[str]:
     """Set every dropout probability of a model config to 0 (the reference trains without dropout;
     StarCoder2 defaults to 0.1). Returns the names that were set."""
@@ -153,6 +301,21 @@ def deepspeed_config_path(zero_stage: int) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"no DeepSpeed config for ZeRO stage {zero_stage}: {path}")
     return path
+
+
+def deepspeed_config(zero_stage: int, offload_optimizer: bool) -> dict[str, Any]:
+    """The stage's config file, with the optimizer state offloaded to host memory when asked.
+
+    DeepSpeed refuses to offload a client optimizer (HF Adafactor) unless ``zero_force_ds_cpu_optimizer``
+    is off; Adafactor then steps on the host on the fp32 partitions (slower than DeepSpeed's CPU Adam).
+    """
+    config = json.loads(deepspeed_config_path(zero_stage).read_text(encoding="utf-8"))
+    if offload_optimizer:
+        if zero_stage < 1:
+            raise ValueError("offload_optimizer needs ZeRO stage 1 or higher (sft.zero_stage)")
+        config["zero_optimization"]["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
+        config["zero_force_ds_cpu_optimizer"] = False
+    return config
 
 
 def default_checkpoint_dir(output: Path) -> Path:
@@ -255,13 +418,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42, help="shuffle and init seed (HF default)")
     parser.add_argument("--save-steps", type=int, default=200, help="checkpoint every N optimizer steps")
     parser.add_argument("--checkpoint-dir", default=None, help="default: OUTPUT.checkpoints beside the output")
+    parser.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations in backward")
+    parser.add_argument("--offload-optimizer", action="store_true", help="optimizer state in host memory (ZeRO >= 1)")
+    parser.add_argument("--loss-weighting", default="example", choices=LOSS_WEIGHTINGS,
+                        help="example: mean of per-example means (the reference); token: mean over all tokens")
+    parser.add_argument("--expect-gpus", type=int, default=0,
+                        help="GPUs the job was given; a rank that sees fewer fails at once")
+    parser.add_argument("--max-steps", type=int, default=-1, help="stop after N optimizer steps (checks only)")
     return parser.parse_args(argv)
 
 
 def train(options: argparse.Namespace) -> None:
     import deepspeed
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, TrainingArguments
 
+    require_gpus("train_sft", options.expect_gpus)
     output = Path(options.output).resolve()
     checkpoint_dir = (
         Path(options.checkpoint_dir).resolve() if options.checkpoint_dir else default_checkpoint_dir(output)
@@ -285,7 +456,12 @@ def train(options: argparse.Namespace) -> None:
         max_grad_norm=NO_CLIPPING,
         bf16=on_gpu,
         use_cpu=not on_gpu,
-        deepspeed=str(deepspeed_config_path(options.zero_stage)),
+        deepspeed=deepspeed_config(options.zero_stage, options.offload_optimizer),
+        gradient_checkpointing=options.gradient_checkpointing,
+        # Non-reentrant checkpointing works with ZeRO-3's partitioned weights and needs no input grads.
+        gradient_checkpointing_kwargs={"use_reentrant": False} if options.gradient_checkpointing else None,
+        max_steps=options.max_steps,
+        average_tokens_across_devices=True,  # SFTLoss divides by the whole batch's count, over all ranks
         logging_steps=1,
         save_strategy="steps",
         save_steps=options.save_steps,
@@ -323,12 +499,10 @@ def train(options: argparse.Namespace) -> None:
     )
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=[example.as_feature() for example in examples],
-        data_collator=SFTCollator(pad_token_id),
-    )
+    if options.gradient_checkpointing:
+        model.config.use_cache = False  # the KV cache is useless in training and clashes with recomputation
+    trainer = build_trainer(model, args, examples, pad_token_id, options.loss_weighting)
+    probe = MemoryProbe(on_gpu)
     # Only rank 0 may remove an incomplete checkpoint; the others wait, then all agree on the same one.
     if main_process:
         last_complete_checkpoint(checkpoint_dir)
@@ -336,12 +510,15 @@ def train(options: argparse.Namespace) -> None:
     resume_from = last_complete_checkpoint(checkpoint_dir)
     logger.info(
         "SFT: %d examples (%d exceeding %d tokens), %d ranks x per-device %d x accumulation %d = batch %d, "
-        "ZeRO %d, bf16=%s, dropout zeroed: %s, resume from: %s",
+        "ZeRO %d (optimizer offload %s), gradient checkpointing %s, loss per %s, bf16=%s, dropout zeroed: %s, "
+        "resume from: %s",
         len(examples), exceeding_length, options.max_length, world_size, options.per_device_batch,
-        accumulation, options.per_device_batch * accumulation * world_size, options.zero_stage, on_gpu,
+        accumulation, options.per_device_batch * accumulation * world_size, options.zero_stage,
+        options.offload_optimizer, options.gradient_checkpointing, options.loss_weighting, on_gpu,
         dropout_zeroed or "none", resume_from,
     )
     result = trainer.train(resume_from_checkpoint=resume_from)
+    memory = gather_memory(probe)
 
     stats = {
         "model": options.model,
@@ -360,6 +537,10 @@ def train(options: argparse.Namespace) -> None:
         "gradient_accumulation_steps": accumulation,
         "world_size": world_size,
         "zero_stage": options.zero_stage,
+        "offload_optimizer": options.offload_optimizer,
+        "gradient_checkpointing": options.gradient_checkpointing,
+        "loss_weighting": options.loss_weighting,
+        "memory": memory,
         "bf16": on_gpu,
         "seed": options.seed,
         "dropout_zeroed": dropout_zeroed,
