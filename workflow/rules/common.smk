@@ -1,6 +1,8 @@
 # Config validation, shard helpers, resource classes and input and params helpers; nothing else.
 import math
 import os
+import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -197,6 +199,11 @@ def generation_params():
     return canonical(library_module("backends").backend_params(config["generation"]))
 
 
+def generation_gpus():
+    """GPUs of a generating job: resources.gpus, or none when the backend is a server elsewhere."""
+    return library_module("backends").job_gpus(config["generation"], GPUS)
+
+
 def generation_env(role):
     """The conda env of a generating rule ("generate" or "evaluate") for the configured backend."""
     kind = library_module("backends").backend_kind(config["generation"]["backend"])
@@ -258,6 +265,9 @@ def stage_stats():
     return whole_run + [path for pattern in per_shard for path in shard_paths(pattern)]
 
 
+SFT_VERDICTS = []  # the memory plan's report, printed once per invocation
+
+
 def failed_job_logs(main_log):
     """(rule, log path) of every job the main Snakemake log reports as failed."""
     paths = [main_log] if isinstance(main_log, (str, Path)) else list(main_log or [])
@@ -265,7 +275,7 @@ def failed_job_logs(main_log):
         Path(path).read_text(errors="replace") for path in paths if Path(path).is_file()
     )
     failed = []
-    for block in text.split("Error in rule ")[1:]:
+    for block in re.split(r"Error in rule\s", text)[1:]:
         rule_name = block.split(":", 1)[0]
         for line in block.splitlines()[1:]:
             if not line.strip():
@@ -303,14 +313,50 @@ def print_funnel(path):
 def sft_launcher_preview(wildcards, output, resources, input):
     """The SFT job's DeepSpeed launcher command, shown by dry runs (rule train_sft's message)."""
     launch = library_module("launch")
-    args = launch.sft_arguments(config["sft"], input.model, input.data, output[0])
+    args = launch.sft_arguments(
+        config["sft"], input.model, input.data, output[0], gpus=resources.gpu
+    )
     return launch.planned_command(resources.gpu, config["sft"]["ranks"], args)
 
 
-# Modules the workflow itself imports while parsing (the backend registry, the launcher preview). They
-# import only the standard library at module level, so parsing never loads torch or vLLM
-# (tests/unit/test_library_manifest.py checks this).
-PARSE_TIME_MODULES = ("backends", "launch")
+def sft_memory_verdict(wildcards, input, resources):
+    """train_sft's memory plan in config words, for its message; the verdict itself (the plan's estimate
+    per GPU, FITS or DOES NOT FIT with the settings that would) is printed once, on the submit host, when
+    Snakemake's own env has torch and the model's config exists; the sft_memory_plan rule checks it before the
+    job is queued in any case. The returned text depends on the config only: it is a param, and a param
+    that changed would rerun the SFT."""
+    sft = config["sft"]
+    described = (
+        f"ZeRO-{sft['zero_stage']}"
+        + (", gradient checkpointing" if sft["gradient_checkpointing"] else "")
+        + (", optimizer offload" if sft["offload_optimizer"] else "")
+        + f", {resources.gpu} x {sft['gpu_memory_gib']:g} GiB"
+    )
+    if not resources.gpu:
+        return "CPU ranks, no GPU plan"
+    config_json = Path(input.model) / "config.json"
+    if not workflow.remote_exec and config_json.is_file() and not SFT_VERDICTS:
+        try:
+            memplan = library_module("memplan")
+            verdict = memplan.check_plan(
+                memplan.ModelShape.from_config(str(config_json)),
+                memplan.plan_from_sft_config(sft, resources.gpu),
+            )
+            SFT_VERDICTS.append(verdict.report())
+        except ImportError:
+            SFT_VERDICTS.append(
+                "SFT memory plan: checked by rule sft_memory_plan before train_sft "
+                "(Snakemake's env has no torch to estimate it now)"
+            )
+        print(f"SFT memory plan ({described}):\n{SFT_VERDICTS[0]}", file=sys.stderr)
+    return described
+
+
+# Modules the workflow itself imports (the backend registry while parsing; the launcher preview and the
+# SFT memory verdict for train_sft's message). They import only the standard library at module level, so
+# parsing never loads torch or vLLM (tests/unit/test_settings.py checks this); memplan imports torch only
+# when it estimates.
+PARSE_TIME_MODULES = ("backends", "launch", "memplan")
 
 
 def library_module(name):

@@ -44,6 +44,6 @@ rule score_evalplus:
     resources:
         mem_mb=gpu_job_mem_mb("gpu"),
         runtime=runtime("gpu"),
-        gpu=GPUS,
+        gpu=generation_gpus(),
     script:
         "../scripts/score_evalplus.py"

@@ -28,7 +28,7 @@ rule generate_concepts:
     resources:
         mem_mb=gpu_job_mem_mb("gpu"),
         runtime=generation_runtime("concepts"),
-        gpu=GPUS,
+        gpu=generation_gpus(),
     script:
         "../scripts/generate.py"
 
@@ -51,7 +51,7 @@ use rule generate_concepts as generate_instructions with:
     resources:
         mem_mb=gpu_job_mem_mb("gpu"),
         runtime=generation_runtime("instructions"),
-        gpu=GPUS,
+        gpu=generation_gpus(),
     log:
         "results/logs/generate_instructions/{shard}.log",
     benchmark:

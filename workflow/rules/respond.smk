@@ -19,7 +19,7 @@ use rule generate_concepts as generate_responses with:
     resources:
         mem_mb=gpu_job_mem_mb("gpu"),
         runtime=generation_runtime("responses"),
-        gpu=GPUS,
+        gpu=generation_gpus(),
     log:
         "results/logs/generate_responses/{shard}.log",
     benchmark:

@@ -152,7 +152,7 @@ rule judge_seeds:
     resources:
         mem_mb=gpu_job_mem_mb("gpu"),
         runtime=generation_runtime("judge"),
-        gpu=GPUS,
+        gpu=generation_gpus(),
     script:
         "../scripts/judge_seeds.py"
 

@@ -25,8 +25,30 @@ rule train_teacher:
         "../scripts/train_teacher.py"
 
 
+# On the submit host: the SFT's memory per GPU against the GPUs it will get; a plan that does not fit stops
+# here, naming the settings that would, instead of failing hours later in the queue.
+rule sft_memory_plan:
+    input:
+        model=base_model(),
+    output:
+        "results/models/sft_memory_plan.json",
+    params:
+        sft=section("sft"),
+        gpus=SFT_GPUS,
+    localrule: True
+    log:
+        "results/logs/sft_memory_plan.log",
+    benchmark:
+        "results/benchmarks/sft_memory_plan.tsv"
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/sft_memory_plan.py"
+
+
 rule train_sft:
     input:
+        memory_plan="results/models/sft_memory_plan.json",
         preflight=ancient("results/preflight.json"),
         data="results/sft/train.jsonl",
         model=base_model(),
@@ -38,9 +60,10 @@ rule train_sft:
     params:
         sft=section("sft"),
         launcher=sft_launcher_preview,
+        memory=sft_memory_verdict,
     message:
         "train_sft: {resources.gpu} GPU(s) on {resources.nodes} node, mem_mb={resources.mem_mb}, "
-        "runtime={resources.runtime} min; launcher: {params.launcher}"
+        "runtime={resources.runtime} min; memory plan: {params.memory}; launcher: {params.launcher}"
     threads: GPU_THREADS
     log:
         "results/logs/train_sft.log",

@@ -40,7 +40,9 @@ key = fingerprint(
 )
 out = []
 if rows:  # an empty shard loads no model
-    backend = open_backend(choice, model, threads=snakemake.threads, progress=progress_logger(log, f"{step} requests"))
+    backend = open_backend(
+        choice, model, snakemake.threads, progress_logger(log, f"{step} requests"), job=snakemake.rule
+    )
     log.info("%s: %d rows, %s, chunks of %d rows", step, len(rows), settings, chunk_rows)
     out = run_in_chunks(
         rows,

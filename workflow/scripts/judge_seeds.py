@@ -20,7 +20,7 @@ stats.seen(len(records))
 kept = []
 if records:  # an empty shard loads no model
     backend = open_backend(
-        choice, str(snakemake.input.model), threads=snakemake.threads, progress=progress_logger(log, "judge requests")
+        choice, str(snakemake.input.model), snakemake.threads, progress_logger(log, "judge requests"), job=snakemake.rule
     )
     log.info("judging %d seeds with %s", len(records), settings)
     kept = judge.judge_stage(records, load_judge_fewshot(snakemake.input.fewshot), backend, settings, stats)

@@ -25,7 +25,7 @@ problems = load_plus(benchmark, snakemake.input.data)
 expected = scoring.expected_outputs(benchmark, problems, dataset["md5"])
 task_ids = list(problems)[: cfg["limit"] or None]
 backend = open_backend(
-    choice, str(snakemake.input.model), threads=snakemake.threads, progress=progress_logger(log, "problems generated")
+    choice, str(snakemake.input.model), snakemake.threads, progress_logger(log, "problems generated"), job=snakemake.rule
 )
 requests = scoring.build_requests(
     benchmark, [problems[t] for t in task_ids], style, cfg["max_new_tokens"], bos=backend.tokenizer.bos_token or ""

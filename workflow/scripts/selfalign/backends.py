@@ -97,6 +97,7 @@ class BackendKind:
     # the env file (workflow/envs/) of the rules that generate with this backend, per rule role
     conda_envs: Mapping[str, str] = field(default_factory=dict)
     takes_threads: bool = False  # whether the constructor sets torch's CPU threads
+    uses_job_gpus: bool = True  # False: the model runs elsewhere (a server), the job needs no GPU
 
 
 # The registry of generation backends: adding one is a module, a row here and its schema entry.
@@ -123,6 +124,7 @@ BACKENDS: dict[str, BackendKind] = {
         config_keys=("openai",),
         model_argument="tokenizer_path",
         conda_envs={"generate": "generate.yaml", "evaluate": "evaluate.yaml"},
+        uses_job_gpus=False,
     ),
 }
 
@@ -132,6 +134,11 @@ def backend_kind(kind: str) -> BackendKind:
         return BACKENDS[kind]
     except KeyError:
         raise ValueError(f"unknown generation backend '{kind}' (expected {', '.join(BACKENDS)})") from None
+
+
+def job_gpus(generation: Mapping[str, Any], gpus: int) -> int:
+    """GPUs a generating job asks for: the configured count, or none when the model runs on a server."""
+    return gpus if backend_kind(str(generation["backend"])).uses_job_gpus else 0
 
 
 def backend_params(generation: Mapping[str, Any]) -> dict[str, Any]:
@@ -151,11 +158,12 @@ class BackendChoice:
 
     kind: str
     settings: BackendSettings
+    gpus: int = 0  # GPUs the job was given
 
     @classmethod
     def from_config(cls, generation: Mapping[str, Any], gpus: int = 0) -> BackendChoice:
         kind = str(generation["backend"])
-        return cls(kind=kind, settings=backend_kind(kind).settings.from_config(generation, gpus))
+        return cls(kind=kind, settings=backend_kind(kind).settings.from_config(generation, gpus), gpus=gpus)
 
     def fingerprint(self) -> dict[str, Any]:
         """What a resumable job compares between attempts (holds no secret)."""
@@ -169,10 +177,19 @@ def make_backend(kind: str, **options: Any) -> GenerationBackend:
 
 
 def open_backend(
-    choice: BackendChoice, model_path: str, threads: int | None = None, progress: ProgressCallback | None = None
+    choice: BackendChoice,
+    model_path: str,
+    threads: int | None = None,
+    progress: ProgressCallback | None = None,
+    job: str = "generation",
 ) -> GenerationBackend:
-    """The backend of ``choice`` on the model (or, for a server, the tokenizer) in ``model_path``."""
+    """The backend of ``choice`` on the model (or, for a server, the tokenizer) in ``model_path``. A job that
+    was given GPUs but sees none fails here, before any model is loaded (``job`` names it in the message)."""
     entry = backend_kind(choice.kind)
+    if entry.uses_job_gpus and choice.gpus > 0:
+        from .devices import require_gpus
+
+        require_gpus(job, choice.gpus)
     options: dict[str, Any] = {**asdict(choice.settings), entry.model_argument: str(model_path), "progress": progress}
     if entry.takes_threads:
         options["threads"] = threads
