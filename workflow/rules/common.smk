@@ -71,6 +71,12 @@ def stack_shards(pattern):
     return shard_paths(pattern) if config["sources"]["stack"]["enabled"] else []
 
 
+def instruct_fewshot():
+    """The configured Self-OSS-Instruct few-shot file: a bare name is a shipped file, anything else a path."""
+    name = config["generation"]["fewshot"] or "self_oss_instruct.yaml"
+    return name if "/" in name else workflow.source_path(f"../resources/fewshot/{name}")
+
+
 def base_model():
     """The base model directory: the user's model, or the demo teacher a rule trains."""
     return config["model"]["base"] or "results/models/teacher"

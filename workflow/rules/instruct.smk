@@ -5,7 +5,7 @@ rule generate_concepts:
     input:
         shard="results/seeds/final/{shard}.jsonl",
         model=base_model(),
-        fewshot=workflow.source_path("../resources/fewshot/self_oss_instruct.yaml"),
+        fewshot=instruct_fewshot(),
     output:
         shard="results/instruct/concepts/{shard}.jsonl",
         stats="results/instruct/concepts/{shard}.stats.json",
@@ -36,7 +36,7 @@ rule generate_instructions:
     input:
         shard="results/instruct/concepts/{shard}.jsonl",
         model=base_model(),
-        fewshot=workflow.source_path("../resources/fewshot/self_oss_instruct.yaml"),
+        fewshot=instruct_fewshot(),
     output:
         shard="results/instruct/instructions/{shard}.jsonl",
         stats="results/instruct/instructions/{shard}.stats.json",
