@@ -254,7 +254,8 @@ def _instruct_example(path: Path, index: int, data: object, seen: set[str], fmt:
     answer = fmt.i2r_answer.format(response=example.response, tests=example.tests)
     parsed, reason = parse_answer(fmt, answer)
     if parsed != (example.response, example.tests):
-        field = "tests" if reason in ("no_tests", "empty_tests") else "response"
+        markers = [m for m in (fmt.response_end, fmt.tests_start, fmt.tests_end) if m]
+        field = "response" if any(m in example.response for m in markers) or reason == "bad_sections" else "tests"
         raise fields.fail(field, f"does not parse back in the '{fmt.name}' format ({reason or 'text changes'})")
     return example
 
@@ -300,11 +301,13 @@ def _reference_example(path: Path, number: int, text: str, fmt: PromptFormat) ->
         raise FewShotError(path, where, None, f"expected the fields {', '.join(f'[{n}]' for n in names)} in this order")
     values = dict(zip(names, parts[1:]))
     prop = _reference_property(path, where, values["Property"], fmt)
+    i2r_shot = fmt.name != "sc2" or bool(values["Solution"].strip())
     if fmt.name == "sc2":  # the [Response] holds all four sections, [Tests] included
         parsed, reason = parse_answer(fmt, values["Response"].strip())
-        if parsed is None:
+        if parsed is None and i2r_shot:
             raise FewShotError(path, where, "Response", f"not in the sc2 layout ({reason})")
-        response, tests = parsed
+        # an example without a [Solution] is never an I->R shot; its free-form response is kept as is
+        response, tests = parsed or (values["Response"].strip(), "")
     else:
         response, tests = values["Response"].strip(), values["Tests"].strip()
     return InstructExample(
@@ -317,7 +320,7 @@ def _reference_example(path: Path, number: int, text: str, fmt: PromptFormat) ->
         instruction=values["Instruction"].strip(),
         response=response,
         tests=tests,
-        i2r_shot=fmt.name != "sc2" or bool(values["Solution"].strip()),
+        i2r_shot=i2r_shot,
     )
 
 
