@@ -74,7 +74,9 @@ def stack_shards(pattern):
 def instruct_fewshot():
     """The configured Self-OSS-Instruct few-shot file: a bare name is a shipped file, anything else a path."""
     name = config["generation"]["fewshot"] or "self_oss_instruct.yaml"
-    return name if "/" in name else workflow.source_path(f"../resources/fewshot/{name}")
+    if Path(name).name != name:
+        return name
+    return workflow.source_path(f"../resources/fewshot/{name}")
 
 
 def base_model():
