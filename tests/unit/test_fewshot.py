@@ -23,11 +23,15 @@ from selfalign.fewshot import (
 
 REPO = Path(__file__).resolve().parents[2]
 INSTRUCT_PATH = REPO / "workflow" / "resources" / "fewshot" / "self_oss_instruct.yaml"
+SC2_PATH = REPO / "workflow" / "resources" / "fewshot" / "self_oss_instruct_sc2.yaml"
+FIXTURES = REPO / "tests" / "fixtures" / "fewshot"
 JUDGE_PATH = REPO / "workflow" / "resources" / "fewshot" / "docstring_judge.yaml"
 CODE_BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 INSTRUCT = load_instruct_fewshot(INSTRUCT_PATH)
+SC2_FILE = load_instruct_fewshot(SC2_PATH)
 JUDGE = load_judge_fewshot(JUDGE_PATH)
+ALL_EXAMPLES = [(f.format.name, e) for f in (INSTRUCT, SC2_FILE) for e in f.examples]
 
 
 def program_of(example: InstructExample) -> str:
@@ -36,15 +40,49 @@ def program_of(example: InstructExample) -> str:
 
 def test_instruct_file_shape() -> None:
     examples = INSTRUCT.examples
-    assert len(examples) >= 16
+    assert INSTRUCT.format.name == "sca" and len(examples) == 21
     categories = Counter(example.category for example in examples)
     assert set(categories) == set(CATEGORIES)
-    assert categories["class implementation"] >= 2 and categories["program implementation"] >= 2
-    assert categories["function implementation"] > len(examples) / 2
+    # the reference's SCA file: 15 function, 2 class, 4 program implementations
+    assert categories == {"function implementation": 15, "class implementation": 2, "program implementation": 4}
     assert {example.difficulty for example in examples} == {"easy", "medium", "hard"}
     assert all(example.language == "Python" for example in examples)
     # Some snippets are windows that start mid-function, indentation kept.
     assert any(example.snippet.startswith(" ") for example in examples)
+
+
+def test_sc2_file_shape() -> None:
+    assert SC2_FILE.format.name == "sc2" and len(SC2_FILE.examples) == 16 == len(SC2_FILE.i2r_examples)
+    assert {e.category for e in SC2_FILE.examples} <= set(SC2_FILE.format.categories)
+    for example in SC2_FILE.examples:
+        assert example.response.startswith("[Reasoning]\n") and "[Tests]" not in example.response
+
+
+def test_responses_reason_before_and_explain_after_the_code() -> None:
+    for _, example in ALL_EXAMPLES:
+        before, _, after = example.response.partition("```python")
+        assert len(before.split()) >= 40 and len(after.split("```", 1)[1].split()) >= 20, example.id
+        assert example.tests.split("```")[0].strip(), f"{example.id}: tests open with a sentence"
+
+
+def test_reference_layouts_load(tmp_path: Path) -> None:
+    sc2 = load_instruct_fewshot(FIXTURES / "reference_sc2_layout.txt")
+    assert sc2.format.name == "sc2" and sc2.system.i2r.startswith("Answer the instruction")
+    first, second = sc2.examples
+    assert first.snippet == "    total = sum(parts)\n    return total / len(parts)"
+    assert first.concepts == ("averaging", "division", "list input") and first.difficulty == "easy"
+    assert first.response.startswith("[Reasoning]") and first.tests.startswith("```python\nassert mean")
+    assert (second.language, second.difficulty, second.i2r_shot) == ("Rust", "very hard", False)
+    assert [e.id for e in sc2.i2r_examples] == ["example-1"]
+    sca = load_instruct_fewshot(FIXTURES / "reference_sca_layout.txt")
+    assert sca.format.name == "sca" and sca.system.c2i == "Create a task with the given properties."
+    (only,) = sca.examples
+    assert only.category == "function implementation" and only.concepts[0] == "min and max"
+    assert only.response.endswith("```") and only.tests.startswith("```python\nassert clamp(5")
+    broken = tmp_path / "broken.txt"
+    broken.write_text((FIXTURES / "reference_sca_layout.txt").read_text().replace("[Tests]\n", ""))
+    with pytest.raises(FewShotError, match="example 1: expected the fields"):
+        load_instruct_fewshot(broken)
 
 
 @pytest.mark.parametrize("example", INSTRUCT.examples, ids=lambda example: example.id)
@@ -61,11 +99,11 @@ def test_instruction_names_what_the_response_defines(example: InstructExample) -
 def test_every_response_passes_its_tests_in_the_sandbox() -> None:
     # The same program assembly and sandbox as the execution stage: a shot that fails there would
     # teach the model to write failing tests.
-    programs = [build_program(example.response, example.tests).program for example in INSTRUCT.examples]
+    programs = [build_program(example.response, example.tests).program for _, example in ALL_EXAMPLES]
     verdicts = run_many(BubblewrapSandbox(), programs, Limits(wall_seconds=30), workers=2)
     failed = {
-        example.id: verdict.stderr_tail[-500:]
-        for example, verdict in zip(INSTRUCT.examples, verdicts, strict=True)
+        f"{fmt}:{example.id}": verdict.stderr_tail[-500:]
+        for (fmt, example), verdict in zip(ALL_EXAMPLES, verdicts, strict=True)
         if verdict.status != "pass"
     }
     assert not failed, failed
@@ -117,6 +155,9 @@ def _delete(index: int, field: str) -> Any:
         (_set(8, "instruction", 42), "example 8", "instruction", "expected a string"),
         (lambda data: data["system"].pop("c2i"), "system", "c2i", "missing"),
         (lambda data: data.__setitem__("examples", []), None, "examples", "non-empty list"),
+        (lambda data: data.__setitem__("format", "sc3"), None, "format", "unknown prompt format"),
+        (_set(2, "response", "Text </response> then\n```python\nx = 1\n```"), "example 2", "response", "parse back"),
+        (_set(2, "tests", "```python\nassert 1\nassert 2\nassert 3\n```\n```python\nassert 4\n```"), "example 2", "tests", "exactly one"),
     ],
 )
 def test_instruct_validation_errors(tmp_path: Path, edit: Any, where: str | None, field: str, problem: str) -> None:

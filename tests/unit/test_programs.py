@@ -25,8 +25,13 @@ def test_blocks_with_and_without_language_tag():
     assert extract_code_blocks(text) == ["x = 1", "y = 2", "z = 3"]
 
 
-def test_unclosed_final_fence_is_kept():
-    assert extract_code_blocks("```python\nx = 1\n```\n```python\ny = 2\nz = 3") == ["x = 1", "y = 2\nz = 3"]
+def test_unclosed_final_fence_is_dropped_as_the_reference():
+    assert extract_code_blocks("```python\nx = 1\n```\n```python\ny = 2\nz = 3") == ["x = 1"]
+
+
+def test_blocks_filtered_by_tag():
+    text = "```python\nx = 1\n```\n```\ny = 2\n```\n```Python\nz = 3\n```"
+    assert extract_code_blocks(text, "python") == ["x = 1", "z = 3"]
 
 
 def test_no_blocks_and_empty_blocks():
@@ -57,6 +62,12 @@ def test_stdin_reading_entry_point_is_cut(quote):
     block = f"def ask():\n    return input()\n\nif __name__ == {quote}__main__{quote}:\n    print(ask())"
     built = build_program(f"```python\n{block}\n```", "")
     assert built.program == "def ask():\n    return input()"
+
+
+def test_entry_point_cut_on_the_word_input_as_the_reference():
+    # The reference cuts when the block mentions "input" anywhere, not only a call.
+    block = 'def f(input_list):\n    return input_list\n\nif __name__ == "__main__":\n    print(f([1]))'
+    assert build_program(f"```python\n{block}\n```", "").program == "def f(input_list):\n    return input_list"
 
 
 def test_entry_point_kept_when_nothing_reads_stdin():

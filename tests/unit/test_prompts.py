@@ -235,3 +235,42 @@ def test_teacher_documents_mix_and_determinism() -> None:
 def test_teacher_documents_reject_unknown_task() -> None:
     with pytest.raises(ValueError, match="unknown tasks"):
         teacher_documents(INSTRUCT, JUDGE, 4, seed=0, shots={"s2i": 2})
+
+
+# --- the sc2 format: the same assembly, its own query templates, property order, stops and parser ------
+
+SC2_FILE = load_instruct_fewshot(FEWSHOT_DIR / "self_oss_instruct_sc2.yaml")
+
+
+def test_sc2_c2i_property_block_and_category_draw() -> None:
+    prompt = c2i_prompt(SC2_FILE, ["loops", "sets"], seed=11, shots=2)
+    query = prompt.text.rsplit("## Example 3\n", 1)[1]
+    lines = query.split("\n")
+    assert lines[0] == "### Property" and lines[-1] == "### Instruction"
+    assert [line.split(":")[0] for line in lines[1:5]] == ["category", "language", "concepts", "difficulty"]
+    assert prompt.category == "code generation (function implementation)"
+    # the one-item category draw still consumes the rng, so shots match the sca draw order
+    assert c2i_prompt(INSTRUCT, ["loops", "sets"], seed=11, shots=2).difficulty == prompt.difficulty
+
+
+def test_sc2_i2r_prompt_and_parser() -> None:
+    prompt = i2r_prompt(SC2_FILE, "Write `f`.", seed=3)
+    assert prompt.text.endswith("### Instruction\nWrite `f`.\n\n### Response") and prompt.stop == ("## Example",)
+    (shot,) = (SC2_FILE.by_id(i) for i in prompt.fewshot_ids)
+    assert f"### Response\n{shot.response}\n\n[Tests]\n{shot.tests}\n\n## Example 2" in prompt.text
+    completion = "\n[Reasoning]\nThink.\n\n[Implementation]\n```python\nx = 1\n```\n\n[Explanation]\nSo.\n\n[Tests]\n```python\nassert x\n```\n\n"
+    parsed, reason = parse_response(completion, SC2_FILE.format)
+    assert reason is None and parsed.response.startswith("[Reasoning]") and parsed.tests == "```python\nassert x\n```"
+    assert parse_response(completion.replace("[Explanation]", "[Explain]"), SC2_FILE.format) == (None, "bad_sections")
+    assert parse_response(completion.replace("[Tests]", "Tests"), SC2_FILE.format) == (None, "no_response_end")
+    swapped = completion.replace("[Reasoning]", "[TMP]").replace("[Explanation]", "[Reasoning]").replace("[TMP]", "[Explanation]")
+    assert parse_response(swapped, SC2_FILE.format) == (None, "bad_sections")
+
+
+@pytest.mark.parametrize("example", SC2_FILE.examples, ids=lambda example: example.id)
+def test_sc2_documents_round_trip(example: InstructExample) -> None:
+    i2r = i2r_prompt(SC2_FILE, example.instruction, 5, 1, exclude=example.id)
+    document = i2r_document(SC2_FILE, example, 5, 1)
+    assert document.startswith(i2r.text) and document.endswith("\n\n## Example 3")
+    parsed, reason = parse_response(cut_at_stop(document[len(i2r.text) :], i2r.stop), SC2_FILE.format)
+    assert reason is None and parsed == ParsedResponse(example.response, example.tests)

@@ -28,7 +28,7 @@ def test_format_problems():
 
 def test_name_key_normalises_function_names():
     assert name_key(RESPONSE) == name_key(RESPONSE.replace("def add", "def Add_"))
-    assert name_key("```python\nclass Stack:\n    pass\n```") == "class:stack"
+    assert name_key("```python\nclass Stack:\n    pass\n```") == "stack"
     assert name_key("no code") is None
 
 

@@ -222,6 +222,14 @@ def judged_seeds():
     return shard_paths(f"results/seeds/{stage}/{{shard}}.jsonl")
 
 
+def instruct_fewshot():
+    """The configured Self-OSS-Instruct few-shot file: a bare name is a shipped file, anything else a path."""
+    name = config["generation"]["fewshot"] or "self_oss_instruct.yaml"
+    if Path(name).name != name:
+        return name
+    return workflow.source_path(f"../resources/fewshot/{name}")
+
+
 def base_model():
     """The base model directory: the user's model, or the demo teacher a rule trains."""
     return config["model"]["base"] or "results/models/teacher"

@@ -8,7 +8,7 @@ rule generate_concepts:
         preflight=ancient("results/preflight.json"),
         shard="results/seeds/final/{shard}.jsonl",
         model=base_model(),
-        fewshot=workflow.source_path("../resources/fewshot/self_oss_instruct.yaml"),
+        fewshot=instruct_fewshot(),
     output:
         shard="results/instruct/concepts/{shard}.jsonl",
         stats="results/instruct/concepts/{shard}.stats.json",
@@ -38,7 +38,7 @@ use rule generate_concepts as generate_instructions with:
         preflight=ancient("results/preflight.json"),
         shard="results/instruct/concepts/{shard}.jsonl",
         model=base_model(),
-        fewshot=workflow.source_path("../resources/fewshot/self_oss_instruct.yaml"),
+        fewshot=instruct_fewshot(),
     output:
         shard="results/instruct/instructions/{shard}.jsonl",
         stats="results/instruct/instructions/{shard}.stats.json",

@@ -6,7 +6,7 @@ use rule generate_concepts as generate_responses with:
         preflight=ancient("results/preflight.json"),
         shard="results/instruct/instructions/{shard}.jsonl",
         model=base_model(),
-        fewshot=workflow.source_path("../resources/fewshot/self_oss_instruct.yaml"),
+        fewshot=instruct_fewshot(),
     output:
         shard="results/respond/responses/{shard}.jsonl",
         stats="results/respond/responses/{shard}.stats.json",

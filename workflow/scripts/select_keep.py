@@ -11,7 +11,13 @@ keys = [record["selection_keys"] for record in read_shards(snakemake.input, {"se
 stats.seen(len(keys))
 decontaminator = None
 if cfg["decontamination"]["enabled"]:
-    decontaminator = selection.lowercased_decontaminator(decontam.humaneval_strings())
+    paths = dict(snakemake.params.benchmark_paths)
+    strings = [
+        string
+        for benchmark in cfg["decontamination"]["benchmarks"]
+        for string in decontam.benchmark_strings(benchmark, paths.get(benchmark))
+    ]
+    decontaminator = selection.lowercased_decontaminator(strings)
     log.info("final decontamination against %d benchmark strings", decontaminator.size)
 near = cfg["near_dedup"]
 near_dedup = selection.NearDedup(tuple(near["fields"]), near["threshold"], near["num_perm"], near["seed"])
@@ -21,6 +27,7 @@ kept, dropped = selection.select(
     dedup_function_names=cfg["dedup_function_names"],
     decontaminator=decontaminator,
     near_dedup=near_dedup,
+    name_key_style=cfg["name_keys"],
 )
 stats.kept(len(kept))
 for reason, count in dropped.items():

@@ -38,6 +38,7 @@ FIELD_DESCRIPTIONS = {
     "verdict_id": "Lineage id: `v-` + hash of `response_id` and the execution verdict (always a pass here).",
     "row": "Absolute index of the seed, fixed by the near-dedup step; sampling seed = `seed + row`.",
     "sample_index": "Which of the n sampled responses to the instruction this one is.",
+    "response_format": "The prompt format the response was written in (`sca`: tagged response and tests; `sc2`: the four-section layout).",
     "provenance": (
         "Per generation step (`concepts`, `instruction`, `response`): the few-shot example ids used "
         "(`fewshot`), the prompt's SHA-1 (`prompt_sha1`), the sampling seed (`sampling_seed`) and the "

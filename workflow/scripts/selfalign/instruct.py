@@ -168,7 +168,7 @@ def responses_step(
             if completion.finish_reason == "length":
                 stats.drop("length")
                 continue
-            parsed, reason = prompts.parse_response(completion.text)
+            parsed, reason = prompts.parse_response(completion.text, fewshot.format)
             if parsed is None:
                 stats.drop(reason or "unparsable")
                 continue
@@ -179,6 +179,8 @@ def responses_step(
                     "sample_index": index,
                     "response": parsed.response,
                     "tests": parsed.tests,
+                    # selection checks and sanitises a response by the layout it was written in
+                    "response_format": fewshot.format.name,
                     "provenance": _provenance(record, "response", info, seed, completion),
                 }
             )

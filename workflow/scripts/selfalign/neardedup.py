@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from concurrent.futures import ProcessPoolExecutor
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from dataclasses import dataclass
 from typing import Any
@@ -70,8 +70,10 @@ def signatures(
     num_perm: int = DEFAULT_NUM_PERM,
     seed: int = DEFAULT_SEED,
     id_field: str = "seed_id",
+    shingler: Callable[[str], set[bytes]] = shingles,
 ) -> Signatures:
-    """MinHash signatures of ``record[text_field]``, labelled by ``record[id_field]``."""
+    """MinHash signatures of ``record[text_field]``, labelled by ``record[id_field]``; ``shingler``
+    turns a text into its shingles (selection passes the reference's final-dedup tokenisation)."""
     ids: list[str] = []
 
     def shingle_sets() -> Iterator[set[bytes]]:
@@ -80,7 +82,7 @@ def signatures(
                 if not isinstance(record.get(name), str):
                     raise ValueError(f"record {index}: field '{name}' missing or not a string")
             ids.append(record[id_field])
-            yield shingles(record[text_field])
+            yield shingler(record[text_field])
 
     # MinHash.bulk shares one set of permutations across documents; chunks bound the MinHash objects
     # alive at once, and only the hash values are kept.

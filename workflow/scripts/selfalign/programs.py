@@ -7,13 +7,13 @@ how self-validation checks a response against its own tests.
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass
 from typing import Literal
 
 FENCE = "```"
-# A block that reads stdin would block (or fail) in the sandbox: its script entry point is cut off.
-_MAIN_GUARD = re.compile(r"""^if\s+__name__\s*==\s*(['"])__main__\1\s*:""", re.MULTILINE)
+# A block that mentions ``input`` could block on stdin in the sandbox: as the reference, its script entry
+# point (the first of these exact lines) and everything after it is cut off.
+MAIN_GUARDS = ('if __name__ == "__main__":', "if __name__ == '__main__':")
 
 DropReason = Literal["no_code", "uncompilable"]
 
@@ -24,33 +24,44 @@ class BuiltProgram:
     drop_reason: DropReason | None = None
 
 
-def extract_code_blocks(text: str) -> list[str]:
-    """Every fenced block, with or without a language tag, stripped; empty blocks are skipped.
+def code_block_spans(text: str, tag: str | None = None) -> list[tuple[int, int]]:
+    """``(start, end)`` of the body of every closed fenced block (only those tagged ``tag`` when given,
+    case-insensitive), in order.
 
-    A scanning parser rather than a regex: an unclosed final fence (a response cut by the token
-    limit) still yields its code.
+    The reference's scanning parser: the rest of a fence line is the language tag, and a final fence
+    that is never closed (a response cut short) yields nothing, as its code is incomplete.
     """
-    blocks: list[str] = []
+    spans: list[tuple[int, int]] = []
     position = 0
     while (opening := text.find(FENCE, position)) != -1:
-        body_start = text.find("\n", opening)  # the rest of the fence line is the language tag
-        if body_start == -1:
-            break
+        tag_start = opening + len(FENCE)
+        line_end = text.find("\n", tag_start)
+        if line_end == -1:
+            line_end = tag_start
+        found_tag = text[tag_start:line_end].strip()
+        body_start = line_end + 1 if found_tag else tag_start
         closing = text.find(FENCE, body_start)
-        block = text[body_start + 1 : closing if closing != -1 else len(text)].strip()
-        if block:
-            blocks.append(block)
         if closing == -1:
             break
+        if tag is None or found_tag.lower() == tag.lower():
+            spans.append((body_start, closing))
         position = closing + len(FENCE)
-    return blocks
+    return spans
+
+
+def extract_code_blocks(text: str, tag: str | None = None) -> list[str]:
+    """The stripped bodies of ``code_block_spans``; empty blocks are skipped."""
+    return [block for start, end in code_block_spans(text, tag) if (block := text[start:end].strip())]
 
 
 def _without_stdin_entry_point(block: str) -> str:
-    if "input(" not in block:
+    if "input" not in block:
         return block
-    guard = _MAIN_GUARD.search(block)
-    return block[: guard.start()].rstrip() if guard else block
+    for guard in MAIN_GUARDS:
+        index = block.find(guard)
+        if index != -1:
+            return block[:index].strip()
+    return block
 
 
 def build_program(response: str, tests: str) -> BuiltProgram:

@@ -7,7 +7,8 @@ Assembly follows the reference exactly (no chat template)::
 
 then the whole prompt is ``rstrip``ped, so a completion starts with the newline that was removed.
 Shots are drawn with ``random.Random(seed).sample`` where ``seed`` is the row's sampling seed, so a
-row's prompt depends only on its absolute index.
+row's prompt depends only on its absolute index. Query templates, the answer layout, stop strings, the
+C->I category draw and the response parser come from the few-shot file's format (``formats.py``).
 """
 
 from __future__ import annotations
@@ -17,19 +18,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .fewshot import InstructExample, InstructFewShot, JudgeFewShot
+from .formats import SCA, PromptFormat, parse_answer
 from .judge import JUDGE_SHOTS, judge_document
 
-S2C_STOP = ("## Example",)
-C2I_STOP = ("## Example",)
-I2R_STOP = ("## Example", "</tests>")
+S2C_STOP = SCA.stops["s2c"]
+C2I_STOP = SCA.stops["c2i"]
+I2R_STOP = SCA.stops["i2r"]
 # function implementation twice: 50/25/25, as the reference's C->I property draw.
-CATEGORY_CHOICES = (
-    "function implementation",
-    "function implementation",
-    "class implementation",
-    "program implementation",
-)
-DIFFICULTY_CHOICES = ("easy", "medium", "hard")
+CATEGORY_CHOICES = SCA.category_draw
+DIFFICULTY_CHOICES = SCA.difficulties
 LANGUAGE = "Python"
 DEFAULT_SHOTS: dict[str, int] = {"s2c": 8, "c2i": 8, "i2r": 1, "judge": JUDGE_SHOTS}
 TEACHER_TASKS = ("s2c", "c2i", "i2r", "judge")
@@ -53,39 +50,43 @@ class ParsedResponse:
     tests: str  # the text inside <tests>
 
 
-# --- per-task prefixes (the query's part) and suffixes (the example's answer) ---------------------
+# --- per-task prefixes (the query's part) and suffixes (the example's answer), from the format ---------
 
 
-def _s2c_prefix(snippet: str) -> str:
-    return f"### Snippet\n{snippet}\n\n### Concepts\n"
+def _s2c_prefix(fmt: PromptFormat, snippet: str) -> str:
+    return fmt.s2c_query.format(snippet=snippet)
 
 
 def _s2c_suffix(example: InstructExample) -> str:
     return ", ".join(example.concepts)
 
 
-def property_block(category: str, language: str, difficulty: str, concepts: Sequence[str]) -> str:
-    return f"category: {category}\nlanguage: {language}\ndifficulty: {difficulty}\nconcepts: {', '.join(concepts)}"
+def property_block(
+    category: str, language: str, difficulty: str, concepts: Sequence[str], fmt: PromptFormat = SCA
+) -> str:
+    return fmt.property_block(
+        {"category": category, "language": language, "difficulty": difficulty, "concepts": ", ".join(concepts)}
+    )
 
 
-def _c2i_prefix(category: str, language: str, difficulty: str, concepts: Sequence[str]) -> str:
-    return f"### Properties\n{property_block(category, language, difficulty, concepts)}\n\n### Task\n"
+def _c2i_prefix(fmt: PromptFormat, category: str, language: str, difficulty: str, concepts: Sequence[str]) -> str:
+    return fmt.c2i_query.format(property=property_block(category, language, difficulty, concepts, fmt))
 
 
-def _c2i_example_prefix(example: InstructExample) -> str:
-    return _c2i_prefix(example.category, example.language, example.difficulty, example.concepts)
+def _c2i_example_prefix(fmt: PromptFormat, example: InstructExample) -> str:
+    return _c2i_prefix(fmt, example.category, example.language, example.difficulty, example.concepts)
 
 
 def _c2i_suffix(example: InstructExample) -> str:
     return example.instruction
 
 
-def _i2r_prefix(instruction: str) -> str:
-    return f"<instruction>\n{instruction}\n</instruction>\n\n<response>\n"
+def _i2r_prefix(fmt: PromptFormat, instruction: str) -> str:
+    return fmt.i2r_query.format(instruction=instruction)
 
 
-def _i2r_suffix(example: InstructExample) -> str:
-    return f"{example.response}\n</response>\n\n<tests>\n{example.tests}\n</tests>"
+def _i2r_suffix(fmt: PromptFormat, example: InstructExample) -> str:
+    return fmt.i2r_answer.format(response=example.response, tests=example.tests)
 
 
 # --- assembly ----------------------------------------------------------------------------------------
@@ -115,10 +116,11 @@ def s2c_prompt(
 ) -> PromptInfo:
     """Seed snippet -> concepts prompt. ``exclude`` leaves the example with that id out of the shots."""
     _require_text("snippet", snippet)
+    fmt = fewshot.format
     chosen = _sample_shots(random.Random(seed), fewshot.examples, shots, exclude)
-    rendered = [_s2c_prefix(example.snippet) + _s2c_suffix(example) for example in chosen]
-    text = _assemble(fewshot.system.s2c, rendered, _s2c_prefix(snippet.rstrip()))
-    return PromptInfo(text=text, fewshot_ids=tuple(e.id for e in chosen), stop=S2C_STOP)
+    rendered = [_s2c_prefix(fmt, example.snippet) + _s2c_suffix(example) for example in chosen]
+    text = _assemble(fewshot.system.s2c, rendered, _s2c_prefix(fmt, snippet.rstrip()))
+    return PromptInfo(text=text, fewshot_ids=tuple(e.id for e in chosen), stop=fmt.stops["s2c"])
 
 
 def c2i_prompt(
@@ -138,16 +140,17 @@ def c2i_prompt(
     """
     if not concepts or not all(concept.strip() for concept in concepts):
         raise ValueError(f"concepts must be a non-empty list of non-empty strings, got {list(concepts)!r}")
+    fmt = fewshot.format
     rng = random.Random(seed)
-    drawn_category, drawn_difficulty = rng.choice(CATEGORY_CHOICES), rng.choice(DIFFICULTY_CHOICES)
+    drawn_category, drawn_difficulty = rng.choice(fmt.category_draw), rng.choice(fmt.difficulties)
     category, difficulty = category or drawn_category, difficulty or drawn_difficulty
     chosen = _sample_shots(rng, fewshot.examples, shots, exclude)
-    rendered = [_c2i_example_prefix(example) + _c2i_suffix(example) for example in chosen]
-    query = _c2i_prefix(category, LANGUAGE, difficulty, concepts)
+    rendered = [_c2i_example_prefix(fmt, example) + _c2i_suffix(example) for example in chosen]
+    query = _c2i_prefix(fmt, category, LANGUAGE, difficulty, concepts)
     return PromptInfo(
         text=_assemble(fewshot.system.c2i, rendered, query),
         fewshot_ids=tuple(e.id for e in chosen),
-        stop=C2I_STOP,
+        stop=fmt.stops["c2i"],
         category=category,
         difficulty=difficulty,
     )
@@ -156,12 +159,13 @@ def c2i_prompt(
 def i2r_prompt(
     fewshot: InstructFewShot, instruction: str, seed: int, shots: int = 1, *, exclude: str | None = None
 ) -> PromptInfo:
-    """Instruction -> response + tests prompt; the completion stops at ``</tests>``."""
+    """Instruction -> response + tests prompt; shots come from the examples eligible for I->R."""
     _require_text("instruction", instruction)
-    chosen = _sample_shots(random.Random(seed), fewshot.examples, shots, exclude)
-    rendered = [_i2r_prefix(example.instruction) + _i2r_suffix(example) for example in chosen]
-    text = _assemble(fewshot.system.i2r, rendered, _i2r_prefix(instruction.strip()))
-    return PromptInfo(text=text, fewshot_ids=tuple(e.id for e in chosen), stop=I2R_STOP)
+    fmt = fewshot.format
+    chosen = _sample_shots(random.Random(seed), fewshot.i2r_examples, shots, exclude)
+    rendered = [_i2r_prefix(fmt, example.instruction) + _i2r_suffix(fmt, example) for example in chosen]
+    text = _assemble(fewshot.system.i2r, rendered, _i2r_prefix(fmt, instruction.strip()))
+    return PromptInfo(text=text, fewshot_ids=tuple(e.id for e in chosen), stop=fmt.stops["i2r"])
 
 
 # --- parsing: every parser returns (value, None) or (None, drop reason) --------------------------
@@ -185,24 +189,15 @@ def parse_instruction(text: str) -> tuple[str | None, str | None]:
     return instruction, None
 
 
-def parse_response(text: str) -> tuple[ParsedResponse | None, str | None]:
-    """Split an I->R completion into the response and the tests.
+def parse_response(text: str, fmt: PromptFormat = SCA) -> tuple[ParsedResponse | None, str | None]:
+    """Split an I->R completion into the response and the tests, by the format's markers.
 
-    The completion is cut before ``</tests>`` (a stop string), so a missing final tag is normal.
+    The completion is cut before a stop string (``</tests>`` in ``sca``), so a missing final tag is normal.
     """
-    head, found_end, rest = text.partition("</response>")
-    if not found_end:
-        return None, "no_response_end"
-    response = head.strip()
-    if not response:
-        return None, "empty_response"
-    _, found_tests, tests = rest.partition("<tests>")
-    if not found_tests:
-        return None, "no_tests"
-    tests = tests.partition("</tests>")[0].strip()
-    if not tests:
-        return None, "empty_tests"
-    return ParsedResponse(response=response, tests=tests), None
+    parsed, reason = parse_answer(fmt, text)
+    if parsed is None:
+        return None, reason
+    return ParsedResponse(response=parsed[0], tests=parsed[1]), None
 
 
 # --- teacher corpus: prompt + the exact completion the pipeline expects --------------------------
@@ -225,7 +220,7 @@ def s2c_document(
     """``snippet`` replaces the example's own snippet as the query (the answer stays the example's concepts)."""
     query = example.snippet if snippet is None else snippet
     prompt = s2c_prompt(fewshot, query, seed, shots, exclude=example.id)
-    return _continuation(prompt, _s2c_prefix(query), _s2c_suffix(example), _next_example_header(prompt))
+    return _continuation(prompt, _s2c_prefix(fewshot.format, query), _s2c_suffix(example), _next_example_header(prompt))
 
 
 def c2i_document(fewshot: InstructFewShot, example: InstructExample, seed: int, shots: int) -> str:
@@ -238,13 +233,16 @@ def c2i_document(fewshot: InstructFewShot, example: InstructExample, seed: int, 
         difficulty=example.difficulty,
         exclude=example.id,
     )
-    tail = _c2i_example_prefix(example)
+    tail = _c2i_example_prefix(fewshot.format, example)
     return _continuation(prompt, tail, _c2i_suffix(example), _next_example_header(prompt))
 
 
 def i2r_document(fewshot: InstructFewShot, example: InstructExample, seed: int, shots: int) -> str:
     prompt = i2r_prompt(fewshot, example.instruction, seed, shots, exclude=example.id)
-    return _continuation(prompt, _i2r_prefix(example.instruction), _i2r_suffix(example), "")  # ends with </tests>
+    fmt = fewshot.format
+    # The sca answer ends with its stop string </tests>; an sc2 answer is followed by the next example.
+    stop_tail = "" if any(stop in _i2r_suffix(fmt, example) for stop in fmt.stops["i2r"]) else _next_example_header(prompt)
+    return _continuation(prompt, _i2r_prefix(fmt, example.instruction), _i2r_suffix(fmt, example), stop_tail)
 
 
 _INSTRUCT_DOCUMENTS: dict[str, Callable[[InstructFewShot, InstructExample, int, int], str]] = {

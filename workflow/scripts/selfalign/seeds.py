@@ -81,23 +81,55 @@ class _Segments:
         return head + "".join(self._lines[first + 1 : last]) + tail
 
 
-def _docstring_ok(segment: _Segments, function: ast.FunctionDef | ast.AsyncFunctionDef, any_string: bool) -> bool:
+# Why a function with a string docstring is skipped under `docstring_quotes: triple_double`, counted in the
+# extraction stats' "skipped" under these keys (functions, beside the per-file reasons).
+DOCSTRING_SKIPS = {
+    "triple_single": "function_docstring_triple_single",  # '''text'''
+    "prefixed": "function_docstring_prefixed",  # r"""text""", u"""text""", ...
+    "single_quoted": "function_docstring_single_quoted",  # "text" or 'text'
+    "concatenated": "function_docstring_concatenated",  # implicit concatenation of several literals
+}
+
+
+def docstring_style(literal: str) -> str | None:
+    """None for a plain triple-double-quoted literal (the reference's only accepted form), else why not."""
+    if literal.startswith('"""') and literal.endswith('"""') and len(literal) >= 6:
+        return None
+    if literal[:1].isalpha():
+        return "prefixed"
+    if literal.startswith("'''"):
+        return "triple_single"
+    quote = literal[:1]
+    if literal.endswith(quote) and literal.count(quote) == 2:
+        return "single_quoted"
+    return "concatenated"
+
+
+def _docstring_ok(
+    segment: _Segments, function: ast.FunctionDef | ast.AsyncFunctionDef, any_string: bool, skipped: Counter[str] | None
+) -> bool:
     first = function.body[0]
     if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)):
         return False
     if any_string:
         return True
     # The reference's query required string_start == string_end == '"""': no prefix, no ''' quotes.
-    literal = segment(first.value)
-    return literal.startswith('"""') and literal.endswith('"""')
+    style = docstring_style(segment(first.value))
+    if style is not None and skipped is not None and _has_return_value(function):
+        skipped[DOCSTRING_SKIPS[style]] += 1
+    return style is None
 
 
-def extract_functions(source: str, any_docstring: bool = False) -> list[ExtractedFunction]:
+def extract_functions(
+    source: str, any_docstring: bool = False, skipped: Counter[str] | None = None
+) -> list[ExtractedFunction]:
     """Top-level functions (``def`` and ``async def``) that start with a docstring and return a value.
 
     By default the docstring must be a plain triple-double-quoted literal, as in the reference;
-    ``any_docstring=True`` accepts any string literal (``'''``, ``r\"\"\"``, single quotes).
-    Raises ``SyntaxError`` (or ``ValueError``/``RecursionError``) when ``source`` does not parse.
+    ``any_docstring=True`` accepts any string literal (``'''``, ``r\"\"\"``, single quotes). Functions
+    that return a value but are skipped for their docstring's quotes are counted in ``skipped`` by style
+    (``DOCSTRING_SKIPS``). Raises ``SyntaxError`` (or ``ValueError``/``RecursionError``) when ``source``
+    does not parse.
     """
     tree = ast.parse(source)
     segment = _Segments(source)
@@ -105,7 +137,7 @@ def extract_functions(source: str, any_docstring: bool = False) -> list[Extracte
         ExtractedFunction(text=segment(node), lineno=node.lineno)
         for node in tree.body
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-        and _docstring_ok(segment, node, any_docstring)
+        and _docstring_ok(segment, node, any_docstring, skipped)
         and _has_return_value(node)
     ]
 
@@ -140,9 +172,9 @@ def _read_source(path: Path, max_bytes: int) -> str:
     return _check_text(data, max_bytes)
 
 
-def _parse(source: str, any_docstring: bool) -> list[ExtractedFunction]:
+def _parse(source: str, any_docstring: bool, skipped: Counter[str]) -> list[ExtractedFunction]:
     try:
-        return extract_functions(source, any_docstring)
+        return extract_functions(source, any_docstring, skipped)
     except (SyntaxError, ValueError):
         raise _SkipFile("syntax_error") from None
     except RecursionError:  # pathologically nested code exceeds the parser's recursion limit
@@ -154,7 +186,7 @@ def _records(
 ) -> Iterator[dict[str, str]]:
     for name, load in documents:
         try:
-            functions = _parse(load(), any_docstring)
+            functions = _parse(load(), any_docstring, skip)
         except _SkipFile as skipped:
             skip[str(skipped)] += 1
             continue

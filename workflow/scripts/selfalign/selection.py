@@ -1,10 +1,19 @@
 """Selection of the SFT set: format checks, a seeded shuffle, one passing response per instruction, dedup.
 
-As the SelfCodeAlign reference (sanitize step): only passing samples; the response must hold a Python
-block and the tests an `assert`; no unfinished-code markers; instructions over a word cap are dropped.
-After a seeded shuffle the first row wins for each instruction and each response (one key space, as
-the reference), and for each set of defined function names. The shuffle is what makes the kept
-response a random passing one.
+As the reference's sanitize step, for the layout each response was written in (its ``response_format``):
+
+- ``sca`` (tags): only passing samples; the response and the tests each hold a ```` ```python ```` block,
+  the tests an ``assert`` and more than declarations; no unfinished-code markers; instructions over a
+  word cap are dropped.
+- ``sc2`` (sections): the implementation holds a ```` ```python ```` block and the tests exactly one
+  (two fences); text after the tests' closing fence and from the first line starting with ``/`` is cut.
+
+After a seeded shuffle the first row wins for each instruction and each response (whitespace removed,
+one key space, as the reference) and, per ``name_keys``, for each function-name key: ``sca`` takes the
+set of every function and method name and the set of class names of the first code block (lowercased,
+``_`` removed; a set seen before drops the row), ``sc2`` the space-joined function and method names in
+definition order; in both a first block that does not parse drops the row. The shuffle is what makes
+the kept response a random passing one.
 
 Two phases so no process holds more than keys: ``candidate_keys`` per shard, ``select`` globally.
 """
@@ -15,55 +24,112 @@ import ast
 import random
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from . import neardedup
 from .decontam import BenchmarkString, Decontaminator
-from .programs import extract_code_blocks
+from .formats import SCA, get_format, section_texts
+from .programs import FENCE, extract_code_blocks
 
 INCOMPLETE_MARKERS = ("todo", "fixme", "write your code here", "your code here", "your code goes here", "notimplemented")
-_ONLY_DECLARATIONS = re.compile(r"^(def |class |import |from |@|\s|#|$)")
+NAME_KEY_STYLES = ("sca", "sc2")
+_DECLARATION_STARTS = ("def", "class", "import", "from")
+
+
+def _only_declarations(code: str) -> bool:
+    """The reference's test: every line starting with a letter is a def/class/import/from line."""
+    return all(line.startswith(_DECLARATION_STARTS) for line in code.splitlines() if line and line[0].isalpha())
+
+
+def _format_of(record: dict[str, Any]):
+    return get_format(record.get("response_format", SCA.name))
+
+
+def cut_tests(tests: str) -> str:
+    """SC2's tests section: up to its closing fence, and before the first line starting with ``/``."""
+    if tests.count(FENCE) >= 2:
+        tests = tests[: tests.rindex(FENCE) + len(FENCE)]
+    lines = tests.splitlines(keepends=True)
+    strange = next((index for index, line in enumerate(lines) if line.startswith("/")), None)
+    return "".join(lines[:strange]).strip() if strange is not None else tests
 
 
 def format_problem(record: dict[str, Any], max_instruction_words: int) -> str | None:
     """The reason a passing sample is unusable for training, or None."""
     response, tests, instruction = record["response"], record["tests"], record["instruction"]
+    fmt = _format_of(record)
     if len(instruction.split()) > max_instruction_words:
         return "instruction_too_long"
     lowered = (response + "\n" + tests).lower()
     if any(marker in lowered for marker in INCOMPLETE_MARKERS):
         return "incomplete_marker"
-    if not extract_code_blocks(response):
-        return "response_without_code"
-    test_blocks = extract_code_blocks(tests)
-    if not test_blocks or "assert" not in tests:
+    if fmt.selection_checks == "sections":
+        implementation = section_texts(fmt, response).get("[Implementation]", response)
+        if not extract_code_blocks(implementation, "python"):
+            return "response_without_code"
+        test_blocks = extract_code_blocks(tests, "python")
+        if len(test_blocks) != 1 or tests.count(FENCE) != 2:
+            return "tests_not_one_block"
+        tests = cut_tests(tests)
+    else:
+        if not extract_code_blocks(response, "python"):
+            return "response_without_code"
+        test_blocks = extract_code_blocks(tests, "python")
+        if not test_blocks:
+            return "tests_without_code"
+    if "assert" not in tests:
         return "tests_without_assert"
-    test_code = "\n".join(test_blocks)
-    if all(_ONLY_DECLARATIONS.match(line) for line in test_code.splitlines()):
+    if _only_declarations("\n".join(test_blocks)):
         return "tests_only_declarations"
     return None
 
 
-def _normalised(names: list[str]) -> str:
-    return " ".join(sorted({name.lower().replace("_", "") for name in names}))
+def text_key(text: str) -> str:
+    """The reference's exact-dedup key: the text with all whitespace removed."""
+    return "".join(text.split())
+
+
+def _definitions(tree: ast.AST) -> Iterator[ast.AST]:
+    """Depth-first, in source order (as ``ast.NodeVisitor`` visits)."""
+    yield tree
+    for child in ast.iter_child_nodes(tree):
+        yield from _definitions(child)
+
+
+def _compressed(names: Iterable[str]) -> str:
+    return " ".join(sorted({name.replace("_", "").lower() for name in names}))
+
+
+def name_keys(response: str, style: str = "sca") -> list[str] | None:
+    """The function-name keys of the response's first code block; None when it does not parse.
+
+    ``sca``: the set of every function and method name and the set of class names, each lowercased
+    without ``_`` (an empty set gives no key); ``sc2``: the function and method names joined by spaces,
+    in definition order (no key when there are none). No code block: no key.
+    """
+    if style not in NAME_KEY_STYLES:
+        raise ValueError(f"name key style must be one of {NAME_KEY_STYLES}, got {style!r}")
+    blocks = extract_code_blocks(response)
+    if not blocks:
+        return []
+    try:
+        tree = ast.parse(blocks[0])
+    except (SyntaxError, ValueError):
+        return None
+    nodes = list(_definitions(tree))
+    functions = [n.name for n in nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    if style == "sc2":
+        return [" ".join(functions)] if functions else []
+    classes = [n.name for n in nodes if isinstance(n, ast.ClassDef)]
+    return [key for key in (_compressed(functions), _compressed(classes)) if key]
 
 
 def name_key(response: str) -> str | None:
-    """Normalised names of the functions (or, failing that, classes) the first code block defines."""
-    blocks = extract_code_blocks(response)
-    if not blocks:
-        return None
-    try:
-        body = ast.parse(blocks[0]).body
-    except SyntaxError:
-        return None
-    functions = [node.name for node in body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
-    if functions:
-        return "def:" + _normalised(functions)
-    classes = [node.name for node in body if isinstance(node, ast.ClassDef)]
-    return "class:" + _normalised(classes) if classes else None
+    """One printable form of the ``sca`` name keys (None: no code or no definitions or no parse)."""
+    keys = name_keys(response)
+    return " | ".join(keys) if keys else None
 
 
 def _without_docstrings(tree: ast.AST) -> ast.AST:
@@ -77,22 +143,29 @@ def _without_docstrings(tree: ast.AST) -> ast.AST:
 
 def code_representation(response: str) -> str | None:
     """The reference's code representation: ``ast.unparse`` of the top-level functions and classes of
-    the response's code, docstrings removed ("" when it defines none); None when the code does not parse."""
+    the response's code blocks (joined by a newline), docstrings removed ("" when it defines none);
+    None when the code does not parse."""
     try:
-        tree = ast.parse("\n\n".join(extract_code_blocks(response)))
+        tree = ast.parse("\n".join(extract_code_blocks(response)))
     except (SyntaxError, ValueError):
         return None
-    definitions = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    definitions = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
     return ast.unparse(_without_docstrings(ast.Module(body=definitions, type_ignores=[])))
 
 
 def candidate_keys(record: dict[str, Any]) -> dict[str, Any]:
+    fmt = _format_of(record)
+    # SC2 deduplicated the raw response, tests section included; SCA the response part only.
+    whole = fmt.i2r_answer.format(response=record["response"], tests=record["tests"]) if fmt.response_sections else record["response"]
     return {
         "response_id": record["response_id"],
-        "instruction_key": record["instruction"].strip(),
-        "response_key": record["response"].strip(),
-        "name_key": name_key(record["response"]),
+        "instruction_key": text_key(record["instruction"]),
+        "response_key": text_key(whole),
+        "name_keys": {style: name_keys(record["response"], style) for style in NAME_KEY_STYLES},
         "code_representation": code_representation(record["response"]),
+        # what the final decontamination reads (lowercased there)
+        "instruction": record["instruction"],
+        "response": record["response"],
     }
 
 
@@ -110,6 +183,7 @@ def select(
     dedup_function_names: bool = True,
     decontaminator: Decontaminator | None = None,
     near_dedup: NearDedup | None = None,
+    name_key_style: str = "sca",
 ) -> tuple[list[str], Counter[str]]:
     """Response ids to keep, in the shuffled order, and the drop counts by reason.
 
@@ -130,12 +204,15 @@ def select(
         if row["response_key"] in seen_text:
             dropped["duplicate_response"] += 1
             continue
-        if dedup_function_names and row["name_key"] is not None and row["name_key"] in seen_names:
+        names = row["name_keys"][name_key_style] if dedup_function_names else []
+        if names is None:
+            dropped["name_key_syntax_error"] += 1
+            continue
+        if any(name in seen_names for name in names):
             dropped["duplicate_function_names"] += 1
             continue
         seen_text.update((row["instruction_key"], row["response_key"]))
-        if row["name_key"] is not None:
-            seen_names.add(row["name_key"])
+        seen_names.update(names)
         kept.append(row)
     if decontaminator is not None:
         kept, contaminated = decontaminate(kept, decontaminator)
@@ -155,7 +232,7 @@ def decontaminate(
     kept: list[dict[str, Any]] = []
     dropped: Counter[str] = Counter()
     for row in keys:
-        text = row["instruction_key"].lower() + "\n\n" + row["response_key"].lower()
+        text = row["instruction"].lower() + "\n\n" + row["response"].lower()
         match = decontaminator.match(text)
         if match is None:
             kept.append(row)
@@ -168,7 +245,17 @@ def lowercased_decontaminator(strings: Iterable[BenchmarkString]) -> Decontamina
     return Decontaminator(BenchmarkString(s.text.lower(), s.benchmark, s.task_id) for s in strings)
 
 
-MINHASH_FIELDS = {"instruction": "instruction_key", "response": "response_key", "code": "code_representation"}
+MINHASH_FIELDS = {"instruction": "instruction", "response": "response", "code": "code_representation"}
+_REFERENCE_NON_WORD = re.compile(r"\W")
+
+
+def reference_shingles(text: str, ngram: int = neardedup.NGRAM) -> set[bytes]:
+    """The reference's final-dedup shingles: ``re.split(r"\\W", text.lower())`` with its empty tokens
+    kept, word n-grams joined by a space; a text under ``ngram`` tokens is one shingle."""
+    tokens = _REFERENCE_NON_WORD.split(text.lower())
+    if len(tokens) < ngram:
+        return {" ".join(tokens).encode("utf-8")}
+    return {" ".join(tokens[i : i + ngram]).encode("utf-8") for i in range(len(tokens) - ngram + 1)}
 
 
 def minhash_dedup(
@@ -193,7 +280,9 @@ def minhash_dedup(
         labelled = [{"id": f"{i:012d}", "text": row[key]} for i, row in enumerate(keys) if row[key] != ""]
         if not labelled:
             continue
-        sketches = neardedup.signatures(labelled, "text", num_perm=num_perm, seed=seed, id_field="id")
+        sketches = neardedup.signatures(
+            labelled, "text", num_perm=num_perm, seed=seed, id_field="id", shingler=reference_shingles
+        )
         keep = neardedup.keep_set(neardedup.cluster([sketches], threshold=threshold, num_perm=num_perm))
         considered = {item["id"] for item in labelled}
         survivors = [row for i, row in enumerate(keys) if f"{i:012d}" not in considered or f"{i:012d}" in keep]
@@ -219,6 +308,7 @@ SFT_FIELDS = (
     "verdict_id",
     "row",
     "sample_index",
+    "response_format",
     "provenance",
 )
 

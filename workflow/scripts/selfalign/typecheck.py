@@ -45,10 +45,38 @@ PYRIGHT_OK, PYRIGHT_ERRORS = 0, 1  # pyright's exit codes: no errors / some erro
 
 
 @dataclass(frozen=True)
+class Diagnostic:
+    """One pyright error, located in the function's own text (1-based line and column)."""
+
+    rule: str  # pyright's rule, e.g. "reportUndefinedVariable" ("error" when it names none)
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.line}:{self.column}: {self.rule}: {self.message}"
+
+
+@dataclass(frozen=True)
 class FunctionCheck:
     ok: bool
     reason: str | None  # None when ok; "pyright_error", "pyright_crash" or "pyright_timeout"
     errors: list[str] = field(default_factory=list)  # "line:col: rule: message", or the failure's detail
+    diagnostics: list[Diagnostic] = field(default_factory=list)  # the errors, structured (pyright_error only)
+
+
+def removed_record(record: dict, check: FunctionCheck) -> dict:
+    """One row of ``typechecked/{shard}.removed.jsonl``: the seed and pyright's errors (or the failure)."""
+    return {
+        "seed_id": record["seed_id"],
+        "source": record["source"],
+        "stage": "typecheck",
+        "reason": check.reason,
+        "diagnostics": [
+            {"rule": d.rule, "line": d.line, "column": d.column, "message": d.message} for d in check.diagnostics
+        ],
+        "detail": None if check.diagnostics else "; ".join(check.errors),
+    }
 
 
 @dataclass
@@ -156,7 +184,7 @@ def pyright_version(command: Sequence[str] | None = None) -> str:
     return stdout.split()[1]
 
 
-def _errors_by_file(functions: list[str], command: list[str], timeout: float) -> list[list[str]]:
+def _errors_by_file(functions: list[str], command: list[str], timeout: float) -> list[list[Diagnostic]]:
     """Run pyright once over ``functions``; the error messages of each, or raise ``_PyrightFailure``."""
     with tempfile.TemporaryDirectory(prefix="typecheck-") as tmp:
         names = [f"{index}.py" for index in range(len(functions))]
@@ -176,7 +204,7 @@ def _errors_by_file(functions: list[str], command: list[str], timeout: float) ->
     if analyzed != len(functions):  # a file pyright skipped would otherwise pass as error-free
         raise _PyrightFailure("pyright_crash", f"analyzed {analyzed} files of {len(functions)}")
     index_of = {name: index for index, name in enumerate(names)}
-    errors: list[list[str]] = [[] for _ in functions]
+    errors: list[list[Diagnostic]] = [[] for _ in functions]
     for diagnostic in diagnostics:
         if diagnostic.get("severity") != "error":
             continue
@@ -184,8 +212,14 @@ def _errors_by_file(functions: list[str], command: list[str], timeout: float) ->
         if name not in index_of:
             raise _PyrightFailure("pyright_crash", f"error reported for a file outside the batch: {diagnostic}")
         start = diagnostic.get("range", {}).get("start", {})
-        where = f"{start.get('line', -1) + 1}:{start.get('character', -1) + 1}"
-        errors[index_of[name]].append(f"{where}: {diagnostic.get('rule', 'error')}: {diagnostic.get('message', '')}")
+        errors[index_of[name]].append(
+            Diagnostic(
+                rule=diagnostic.get("rule", "error"),
+                line=start.get("line", -1) + 1,
+                column=start.get("character", -1) + 1,
+                message=diagnostic.get("message", ""),
+            )
+        )
     return errors
 
 
@@ -200,7 +234,10 @@ def _check_batch(functions: list[str], command: list[str], timeout: float) -> tu
         left, left_runs = _check_batch(functions[:middle], command, timeout)
         right, right_runs = _check_batch(functions[middle:], command, timeout)
         return left + right, 1 + left_runs + right_runs
-    checks = [FunctionCheck(ok=not found, reason="pyright_error" if found else None, errors=found) for found in errors]
+    checks = [
+        FunctionCheck(ok=not found, reason="pyright_error" if found else None, errors=[str(d) for d in found], diagnostics=found)
+        for found in errors
+    ]
     return checks, 1
 
 
