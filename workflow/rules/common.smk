@@ -115,20 +115,23 @@ RESOURCE_COSTS = {
         "responses": 1.1,
     },
     "safety": 1.5,  # headroom over the estimate, before the retry's doubling
+    # share of the extracted seeds that reach generation, for dry-run estimates (reference: ~5M -> ~250k)
+    "final_seed_share": 0.05,
 }
 
 
-def expected_records(paths):
+def expected_records(paths, share=1.0):
     """Records the job will read: from its input files' sizes once they exist (a real run), else from
-    resources.expected_seeds spread over the shards (a dry run before any input exists).
-    """
+    resources.expected_seeds spread over the shards, times the ``share`` of seeds that reach this stage
+    (a dry run before any input exists)."""
     files = [Path(path) for path in paths]
     if files and all(path.is_file() for path in files):
         return (
             sum(path.stat().st_size for path in files)
             / RESOURCE_COSTS["seed_record_bytes"]
         )
-    return config["resources"]["expected_seeds"] * len(files) / max(1, config["shards"])
+    expected = config["resources"]["expected_seeds"] * share
+    return expected * len(files) / max(1, config["shards"])
 
 
 def model_weights_mb():
@@ -166,7 +169,8 @@ def generation_runtime(step):
     """Minutes of one generation shard job: the class's floor, or its rows at the step's A100 rate."""
 
     def minutes(wildcards, input, attempt):
-        rows = expected_records([input.shard])
+        share = 1.0 if step == "judge" else RESOURCE_COSTS["final_seed_share"]
+        rows = expected_records([input.shard], share)
         estimate = rows * RESOURCE_COSTS["gpu_seconds_per_row"][step] / 60
         need = math.ceil(estimate * RESOURCE_COSTS["safety"])
         return attempt * max(RESOURCE_CLASSES["gpu"]["runtime"], need)

@@ -91,8 +91,10 @@ rule filter_seeds:
     output:
         heuristics="results/seeds/heuristics/{shard}.jsonl",
         heuristics_stats="results/seeds/heuristics/{shard}.stats.json",
+        heuristics_removed="results/seeds/heuristics/{shard}.removed.jsonl",
         typechecked="results/seeds/typechecked/{shard}.jsonl",
         typechecked_stats="results/seeds/typechecked/{shard}.stats.json",
+        typechecked_removed="results/seeds/typechecked/{shard}.removed.jsonl",
         shard="results/seeds/decontaminated/{shard}.jsonl",
         removed="results/seeds/decontaminated/{shard}.removed.jsonl",
         stats="results/seeds/decontaminated/{shard}.stats.json",

@@ -22,11 +22,13 @@ out = snakemake.output
 shard = shard_name(out.shard)
 
 stats = StageStats("heuristics", shard)
-filter_heuristics(snakemake.input.shard, out.heuristics, heuristics, stats)
+filter_heuristics(snakemake.input.shard, out.heuristics, out.heuristics_removed, heuristics, stats)
 log.info("heuristics: %s", stats.write(out.heuristics_stats))
 
 stats = StageStats("typecheck", shard)
-typecheck_seeds(out.heuristics, out.typechecked, typecheck, heuristics, snakemake.threads, stats)
+typecheck_seeds(
+    out.heuristics, out.typechecked, out.typechecked_removed, typecheck, heuristics, snakemake.threads, stats
+)
 log.info("type check: %s", stats.write(out.typechecked_stats))
 
 stats = StageStats("decontaminate", shard)

@@ -17,8 +17,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import heuristics as heuristic_rules
+from . import typecheck as pyright_check
 from .decontam import Decontaminator, load_strings
-from .heuristics import heuristic_reject
 from .records import read_stage
 from .shards import Record, StageStats, atomic_writer, dumps, write_jsonl
 from .typecheck import add_missing_imports, import_environment, typecheck
@@ -35,8 +36,12 @@ class HeuristicsSettings:
     def from_config(cls, section: Mapping[str, Any]) -> HeuristicsSettings:
         return cls(mode=str(section["mode"]), max_lines=int(section["max_lines"]))
 
+    def rejection(self, source: str) -> heuristic_rules.Rejection | None:
+        return heuristic_rules.heuristic_rejection(source, mode=self.mode, max_lines=self.max_lines)
+
     def reject(self, source: str) -> str | None:
-        return heuristic_reject(source, mode=self.mode, max_lines=self.max_lines)
+        found = self.rejection(source)
+        return found.rule if found else None
 
 
 @dataclass(frozen=True)
@@ -59,26 +64,36 @@ class DecontaminationSettings:
         return cls(ngram=int(section["ngram"]))
 
 
-def filter_heuristics(source: str, output: str, settings: HeuristicsSettings, stats: StageStats) -> None:
+def filter_heuristics(
+    source: str, output: str, removed_output: str, settings: HeuristicsSettings, stats: StageStats
+) -> None:
+    """Kept seeds to ``output``; every dropped one to ``removed_output`` with its rule, line and message."""
     stats.extra["mode"] = settings.mode
-
-    def kept() -> Iterator[Record]:
+    with atomic_writer(output) as kept, atomic_writer(removed_output) as removed:
         for record in read_stage(source, "seeds"):
             stats.seen()
-            reason = settings.reject(record["seed"])
-            if reason:
-                stats.drop(reason)
+            rejection = settings.rejection(record["seed"])
+            if rejection:
+                stats.drop(rejection.rule)
+                removed.write(dumps(heuristic_rules.removed_record(record, rejection)) + "\n")
                 continue
             stats.kept()
-            yield record
-
-    write_jsonl(output, kept())
+            kept.write(dumps(record) + "\n")
 
 
 def typecheck_seeds(
-    source: str, output: str, settings: TypecheckSettings, heuristics: HeuristicsSettings, workers: int, stats: StageStats
+    source: str,
+    output: str,
+    removed_output: str,
+    settings: TypecheckSettings,
+    heuristics: HeuristicsSettings,
+    workers: int,
+    stats: StageStats,
 ) -> None:
+    """Kept seeds to ``output``; every dropped one to ``removed_output`` with pyright's diagnostics (rule,
+    line, column, message) or the heuristic its added imports broke."""
     records = []
+    removed: list[Record] = []
     imports_added = 0
     for record in read_stage(source, "seeds"):
         stats.seen()
@@ -86,9 +101,11 @@ def typecheck_seeds(
             fixed = add_missing_imports(record["seed"])
             if fixed != record["seed"]:
                 # The reference ran its heuristics after this step: an added `import os` is still a banned import.
-                reason = heuristics.reject(fixed)
-                if reason is not None:
-                    stats.drop(f"autoimport_{reason}")
+                rejection = heuristics.rejection(fixed)
+                if rejection is not None:
+                    stats.drop(f"autoimport_{rejection.rule}")
+                    row = heuristic_rules.removed_record({**record, "seed": fixed}, rejection)
+                    removed.append({**row, "stage": "typecheck", "reason": f"autoimport_{rejection.rule}"})
                     continue
                 imports_added += 1
                 record = {**record, "seed": fixed}  # seed_id stays the extracted function's id (lineage)
@@ -106,7 +123,9 @@ def typecheck_seeds(
             kept.append(record)
         else:
             stats.drop(outcome.reason or "pyright_error")
+            removed.append(pyright_check.removed_record(record, outcome))
     stats.kept(write_jsonl(output, kept))
+    write_jsonl(removed_output, removed)
     stats.versions = dict(result.versions)
     stats.extra.update(
         pyright_runs=result.pyright_runs,
