@@ -128,3 +128,28 @@ def test_deployment_dry_runs_and_extracts_seeds(deployment, http_source, where):
     if where == "remote":
         # nothing was read from the source tree directly: the scripts ran from Snakemake's source cache
         assert str(source) not in log.read_text()
+
+
+def test_deploying_from_a_local_clone_leaves_venvs_and_results_behind(tmp_path):
+    """tools/deploy.sh: snakedeploy from a clean clone, the module path absolute (snakedeploy alone copies
+    the whole directory and writes a path that resolves to workflow/workflow/Snakefile)."""
+    source = repository_copy(tmp_path / "clone")
+    git = ["git", "-c", "user.email=test@example.org", "-c", "user.name=test"]
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=source, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=source, check=True)
+    subprocess.run([*git, "commit", "-qm", "clone"], cwd=source, check=True)
+    for leftover in (".venv/lib/big.bin", ".venv-vllm/x", "results/seeds/x.jsonl"):
+        (source / leftover).parent.mkdir(parents=True, exist_ok=True)
+        (source / leftover).write_text("not to be deployed")
+    target = tmp_path / "deployment"
+    result = subprocess.run(
+        ["bash", str(source / "tools" / "deploy.sh"), str(target)],
+        capture_output=True, text=True, env={**__import__("os").environ, "SNAKEDEPLOY": str(SNAKEDEPLOY)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in target.iterdir()) == ["LICENSE", "config", "profiles", "workflow"]
+    snakefile = (target / "workflow" / "Snakefile").read_text()
+    assert f'"{source / "workflow" / "Snakefile"}"' in snakefile
+    dry = snakemake_in(target, "-n")
+    assert dry.returncode == 0, dry.stderr[-4000:]
+    assert "train_sft" in dry.stdout
