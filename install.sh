@@ -61,4 +61,11 @@ if [ "${1:-}" = "--test" ]; then
     touch "$vllm_stamp"
   fi
 fi
+# `snakemake --profile slurm` looks in ~/.config/snakemake/ (and the working directory): link this repository's
+# Slurm profile there, only when nothing of that name exists. SELFALIGN_NO_PROFILE_LINK=1 skips it.
+profile_home="${XDG_CONFIG_HOME:-$HOME/.config}/snakemake"
+if [ -z "${SELFALIGN_NO_PROFILE_LINK:-}" ] && [ ! -e "$profile_home/slurm" ] && [ ! -L "$profile_home/slurm" ]; then
+  mkdir -p "$profile_home" && ln -s "$PWD/profiles/slurm" "$profile_home/slurm" &&
+    echo "install.sh: linked $profile_home/slurm -> $PWD/profiles/slurm (for snakemake --profile slurm)"
+fi
 echo "install.sh: ready (.venv: $(.venv/bin/python -c 'import torch, transformers, snakemake; print(f"torch {torch.__version__}, transformers {transformers.__version__}, snakemake {snakemake.__version__}")'))"

@@ -70,3 +70,40 @@ def test_the_example_partition_file_is_read_by_the_plugin() -> None:
     partitions = {p.name: p for p in read_partition_file(PROFILE / "partitions.example.yaml")}
     assert partitions["a100"].limits.available_gpu_models == ["a100"]
     assert all(p.limits.max_gpu == 0 for name, p in partitions.items() if name != "a100")
+
+
+def test_install_links_the_profile_so_profile_slurm_resolves(tmp_path: Path) -> None:
+    """After the README's setup (install.sh), `snakemake --profile slurm` finds the profile by name."""
+    home = tmp_path / "xdg"
+    env = {**os.environ, "XDG_CONFIG_HOME": str(home), "SNAKEMAKE_SLURM_GPU_PARTITION": "a100"}
+    env.pop("SELFALIGN_NO_PROFILE_LINK", None)
+    install = subprocess.run(["bash", str(REPO / "install.sh")], env=env, capture_output=True, text=True, timeout=900)
+    assert install.returncode == 0, install.stderr[-3000:]
+    assert (home / "snakemake" / "slurm").resolve() == PROFILE.resolve()
+    workdir = tmp_path / "run"
+    (workdir / "config").mkdir(parents=True)
+    (workdir / "config" / "config.yaml").write_text((REPO / "config" / "config.yaml").read_text())
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"), "-n",
+         "--profile", "slurm", "--sdm", "env-modules", "--directory", str(workdir)],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Using profile slurm" in result.stdout + result.stderr
+
+
+def test_conda_deployment_without_conda_says_what_to_do(tmp_path: Path) -> None:
+    """An install.sh (venv) user with the conda profile gets the fix, not `Error running conda info`."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text((REPO / "config" / "config.yaml").read_text())
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if not any(
+        (Path(p) / tool).exists() for tool in ("conda", "mamba", "micromamba")))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"), "-n",
+         "--profile", str(PROFILE), "--directory", str(tmp_path)],
+        cwd=tmp_path, env={**os.environ, "PATH": path, "SNAKEMAKE_SLURM_GPU_PARTITION": "a100"},
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "no conda, mamba or micromamba is on PATH" in output and "--sdm env-modules" in output

@@ -2,6 +2,7 @@
 import math
 import os
 import re
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,6 +53,24 @@ if unset := unset_profile_variables(workflow.resource_settings.overwrite_resourc
         f"{', '.join(unset)} not set: the profile's set-resources name it (the Slurm profile sends the GPU "
         "rules to $SNAKEMAKE_SLURM_GPU_PARTITION); export it, e.g. "
         "export SNAKEMAKE_SLURM_GPU_PARTITION=<partition with A100s>"
+    )
+
+# The Slurm profile deploys per-rule conda envs; without conda on the submit host Snakemake would stop
+# with "Error running conda info". Say what to do instead.
+if (
+    not workflow.remote_exec
+    and any(
+        str(m).lower().endswith("conda")
+        for m in workflow.deployment_settings.deployment_method
+    )
+    and not any(shutil.which(tool) for tool in ("conda", "mamba", "micromamba"))
+):
+    raise WorkflowError(
+        "software deployment with conda was asked for (the Slurm profile sets software-deployment-method: "
+        "conda), but no conda, mamba or micromamba is on PATH. Load one (e.g. `module load miniforge3`), or, "
+        "with the install.sh environment on a file system the compute nodes share, replace the profile's "
+        "method: snakemake --profile slurm --sdm env-modules (the rules declare no modules, so every job runs "
+        "with the environment Snakemake runs in)"
     )
 
 # A missing base model would surface as a MissingInputException naming a path; name the key instead. (Its
