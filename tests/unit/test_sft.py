@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import os
 import signal
 import subprocess
@@ -175,6 +176,10 @@ def test_sft_on_two_ranks_with_zero2(tmp_path: Path, base_model_dir: Path) -> No
     assert stats["steps"] == 4 * steps_per_epoch == len(stats["log"])
     losses = [entry["loss"] for entry in stats["log"]]
     assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3, losses
+    # the log a person reads: one line per step with step k/N, epoch, loss, lr and ETA, no raw dicts
+    log = (tmp_path / "sft.log").read_text()
+    assert re.search(r"step 1/16, epoch [\d.]+, loss [\d.]+, lr [\d.e-]+, ETA \d+m\d\ds", log), log[-2000:]
+    assert "step 16/16" in log and "{'loss'" not in log
 
     # Linear schedule, 5% warmup (ceil(0.05 x 16) = 1 step): step s trains at lr(s - 1), so step 1 at 0.
     total, warmup = stats["steps"], 1

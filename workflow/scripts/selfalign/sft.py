@@ -189,6 +189,38 @@ def sft_trainer_class() -> type:
     return SFTTrainer
 
 
+def step_progress_callback() -> Any:
+    """A Trainer callback that logs ``step k/N, epoch, loss, lr, ETA`` per logging step on rank 0, in
+    place of the raw dicts transformers prints (the ETA is for the log only; nothing stored depends on it)."""
+    import time
+
+    from transformers import TrainerCallback
+
+    from selfalign.rulekit import format_eta
+
+    class StepProgress(TrainerCallback):
+        def __init__(self) -> None:
+            self.started: tuple[float, int] | None = None
+
+        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001 - the Trainer's signature
+            self.started = (time.perf_counter(), state.global_step)  # a resumed run starts mid-way
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+            if not state.is_world_process_zero or not logs or "loss" not in logs or self.started is None:
+                return
+            began, first = self.started
+            done = state.global_step - first
+            rate = done / max(time.perf_counter() - began, 1e-9)
+            eta = format_eta((state.max_steps - state.global_step) / rate) if rate > 0 else "?"
+            logger.info(
+                "step %d/%d, epoch %.2f, loss %.4f, lr %.3g, ETA %s",
+                state.global_step, state.max_steps, state.epoch or 0.0, logs["loss"],
+                logs.get("learning_rate", 0.0), eta,
+            )
+
+    return StepProgress()
+
+
 def build_trainer(
     model: Any, args: Any, examples: Sequence[TokenizedExample], pad_token_id: int, loss_weighting: str
 ) -> Any:
@@ -502,6 +534,10 @@ def train(options: argparse.Namespace) -> None:
     if options.gradient_checkpointing:
         model.config.use_cache = False  # the KV cache is useless in training and clashes with recomputation
     trainer = build_trainer(model, args, examples, pad_token_id, options.loss_weighting)
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # its raw dicts: StepProgress logs the same, readably
+    trainer.add_callback(step_progress_callback())
     probe = MemoryProbe(on_gpu)
     # Only rank 0 may remove an incomplete checkpoint; the others wait, then all agree on the same one.
     if main_process:
