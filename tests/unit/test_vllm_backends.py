@@ -29,7 +29,7 @@ from selfalign.teacher import build_model, train_tokenizer
 REPO = Path(__file__).resolve().parents[2]
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
 FEWSHOT = load_instruct_fewshot(REPO / "workflow" / "resources" / "fewshot" / "self_oss_instruct.yaml")
-CONTEXT = 2048
+CONTEXT = 4096  # the few-shot responses are long in this tiny tokenizer's tokens
 TEXTS = ["def add(a, b):\n    return a + b\n" * 20, "for item in items:\n    print(item)\n" * 20]
 # Single characters the random model emits often: a stop list that ends most completions early.
 COMMON_CHARACTERS = ("e", "t", " ", "\n")  # OpenAI-compatible servers take at most 4 stop strings

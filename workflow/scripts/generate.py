@@ -21,39 +21,47 @@ STEPS = {
     "responses": ("instructions", instruct.responses_step),
 }
 
-# Settings, typed once from the rule's params.
-step = snakemake.params.step
-settings = StepSettings.from_config(snakemake.params.sampling)
-choice = BackendChoice.from_config(snakemake.params.generation, gpus=int(snakemake.resources.get("gpu", 0) or 0))
-seed = int(snakemake.params.seed)
-chunk_rows = int(snakemake.params.chunk_rows)
-model = str(snakemake.input.model)
 
-log = start_logging(snakemake.log[0], f"generate_{step}")
-input_stage, run_step = STEPS[step]
-stats = StageStats(step, shard_name(snakemake.output.shard))
-rows = list(read_stage(snakemake.input.shard, input_stage))
-fewshot = load_instruct_fewshot(snakemake.input.fewshot)
-key = fingerprint(
-    {"step": step, "sampling": dict(snakemake.params.sampling), "seed": seed, "model": model, **choice.fingerprint()},
-    {"input": snakemake.input.shard, "fewshot": snakemake.input.fewshot},
-)
-out = []
-if rows:  # an empty shard loads no model
-    backend = open_backend(
-        choice, model, snakemake.threads, progress_logger(log, f"{step} requests"), job=snakemake.rule
+def main() -> None:
+    # Settings, typed once from the rule's params.
+    step = snakemake.params.step
+    settings = StepSettings.from_config(snakemake.params.sampling)
+    choice = BackendChoice.from_config(snakemake.params.generation, gpus=int(snakemake.resources.get("gpu", 0) or 0))
+    seed = int(snakemake.params.seed)
+    chunk_rows = int(snakemake.params.chunk_rows)
+    model = str(snakemake.input.model)
+
+    log = start_logging(snakemake.log[0], f"generate_{step}")
+    input_stage, run_step = STEPS[step]
+    stats = StageStats(step, shard_name(snakemake.output.shard))
+    rows = list(read_stage(snakemake.input.shard, input_stage))
+    fewshot = load_instruct_fewshot(snakemake.input.fewshot)
+    key = fingerprint(
+        {"step": step, "sampling": dict(snakemake.params.sampling), "seed": seed, "model": model, **choice.fingerprint()},
+        {"input": snakemake.input.shard, "fewshot": snakemake.input.fewshot},
     )
-    log.info("%s: %d rows, %s, chunks of %d rows", step, len(rows), settings, chunk_rows)
-    out = run_in_chunks(
-        rows,
-        lambda chunk, chunk_stats: run_step(chunk, fewshot, backend, settings, seed, chunk_stats),
-        snakemake.output.shard,
-        chunk_rows,
-        stats,
-        key,
-    )
-    stats.versions = backend.versions()
-write_jsonl(snakemake.output.shard, out)
-discard_chunks(snakemake.output.shard)
-stats.extra["sampling"] = dict(snakemake.params.sampling)
-log.info("%s", stats.write(snakemake.output.stats))
+    out = []
+    if rows:  # an empty shard loads no model
+        backend = open_backend(
+            choice, model, snakemake.threads, progress_logger(log, f"{step} requests"), job=snakemake.rule
+        )
+        log.info("%s: %d rows, %s, chunks of %d rows", step, len(rows), settings, chunk_rows)
+        out = run_in_chunks(
+            rows,
+            lambda chunk, chunk_stats: run_step(chunk, fewshot, backend, settings, seed, chunk_stats),
+            snakemake.output.shard,
+            chunk_rows,
+            stats,
+            key,
+        )
+        stats.versions = backend.versions()
+    write_jsonl(snakemake.output.shard, out)
+    discard_chunks(snakemake.output.shard)
+    stats.extra["sampling"] = dict(snakemake.params.sampling)
+    log.info("%s", stats.write(snakemake.output.stats))
+
+
+# A main guard: vLLM may start its engine in a spawned process, which imports this script again as
+# __mp_main__; without the guard that import would run the whole job a second time.
+if __name__ == "__main__":
+    main()

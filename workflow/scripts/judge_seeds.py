@@ -8,22 +8,30 @@ from selfalign.records import read_stage
 from selfalign.rulekit import progress_logger, shard_name, start_logging
 from selfalign.shards import StageStats, write_jsonl
 
-# Settings, typed once from the rule's params.
-settings = judge.JudgeSettings.from_config(snakemake.params.judge)
-choice = BackendChoice.from_config(snakemake.params.generation, gpus=int(snakemake.resources.get("gpu", 0) or 0))
 
-log = start_logging(snakemake.log[0], "judge_seeds")
-stats = StageStats("judge", shard_name(snakemake.output.shard))
-records = list(read_stage(snakemake.input.shard, "seeds"))
-stats.seen(len(records))
-# (with seeds.judge.enabled false the rule is not in the DAG: near-dedup reads the decontaminated shards)
-kept = []
-if records:  # an empty shard loads no model
-    backend = open_backend(
-        choice, str(snakemake.input.model), snakemake.threads, progress_logger(log, "judge requests"), job=snakemake.rule
-    )
-    log.info("judging %d seeds with %s", len(records), settings)
-    kept = judge.judge_stage(records, load_judge_fewshot(snakemake.input.fewshot), backend, settings, stats)
-    stats.versions = backend.versions()
-stats.kept(write_jsonl(snakemake.output.shard, kept))
-log.info("%s", stats.write(snakemake.output.stats))
+def main() -> None:
+    # Settings, typed once from the rule's params.
+    settings = judge.JudgeSettings.from_config(snakemake.params.judge)
+    choice = BackendChoice.from_config(snakemake.params.generation, gpus=int(snakemake.resources.get("gpu", 0) or 0))
+
+    log = start_logging(snakemake.log[0], "judge_seeds")
+    stats = StageStats("judge", shard_name(snakemake.output.shard))
+    records = list(read_stage(snakemake.input.shard, "seeds"))
+    stats.seen(len(records))
+    # (with seeds.judge.enabled false the rule is not in the DAG: near-dedup reads the decontaminated shards)
+    kept = []
+    if records:  # an empty shard loads no model
+        backend = open_backend(
+            choice, str(snakemake.input.model), snakemake.threads, progress_logger(log, "judge requests"), job=snakemake.rule
+        )
+        log.info("judging %d seeds with %s", len(records), settings)
+        kept = judge.judge_stage(records, load_judge_fewshot(snakemake.input.fewshot), backend, settings, stats)
+        stats.versions = backend.versions()
+    stats.kept(write_jsonl(snakemake.output.shard, kept))
+    log.info("%s", stats.write(snakemake.output.stats))
+
+
+# A main guard: vLLM may start its engine in a spawned process, which imports this script again as
+# __mp_main__; without the guard that import would run the whole job a second time.
+if __name__ == "__main__":
+    main()
