@@ -133,7 +133,7 @@ def near_dedup(which: str, count: int) -> dict:
 
 
 def _benchmark_strings():
-    from selfalign import decontam
+    from selfalign import decontamination as decontam
 
     rng = random.Random(1)
     strings = decontam.humaneval_strings()
@@ -145,7 +145,7 @@ def _benchmark_strings():
 
 
 def decontamination(which: str, count: int) -> dict:
-    from selfalign import decontam
+    from selfalign import decontamination as decontam
 
     records = generate(count)
     strings = _benchmark_strings()

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from selfalign import decontam
-from selfalign.decontam import Decontaminator
+from selfalign import decontamination as decontam
+from selfalign.decontamination import Decontaminator
 from selfalign.heuristics import heuristic_rejection, removed_record as heuristics_removed
 from selfalign.seeds import extract_functions, iter_seed_records, python_files
 from selfalign.typecheck import removed_record as typecheck_removed, typecheck

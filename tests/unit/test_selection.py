@@ -57,7 +57,7 @@ def test_sft_record_keeps_lineage():
 
 # Optional stages after the exact dedup: MinHash near-dedup and the final decontamination.
 
-from selfalign.decontam import BenchmarkString, humaneval_strings  # noqa: E402
+from selfalign.decontamination import BenchmarkString, humaneval_strings  # noqa: E402
 from selfalign.selection import NearDedup, code_representation, lowercased_decontaminator  # noqa: E402
 
 WORDS = "given a list of integers return the running maximum of the list as a new list of the same length".split()

@@ -12,7 +12,7 @@ LIBRARY_MODULES = [
     "__init__",
     "backends",
     "datacard",
-    "decontam",
+    "decontamination",
     "devices",
     "evalplus_datasets",
     "evalplus_harness",

@@ -7,7 +7,7 @@ local paths (offline clusters) or, without one, from the Hugging Face hub.
 
 from collections import Counter
 
-from selfalign import decontam
+from selfalign import decontamination as decontam
 from selfalign.rulekit import start_logging
 from selfalign.shards import StageStats
 from selfalign.stack import redact_secrets

@@ -1,6 +1,6 @@
 """Rule select_keep: the global choice of one passing response per instruction (seeded shuffle + dedup)."""
 
-from selfalign import decontam, selection
+from selfalign import decontamination as decontam, selection
 from selfalign.rulekit import start_logging
 from selfalign.shards import StageStats, read_shards, write_json
 

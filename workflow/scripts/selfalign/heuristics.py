@@ -1,7 +1,7 @@
 """The reference's seed pre-filter (``seed_gathering/filter_dataset.py::pre_filtering``), with reasons.
 
 Rejection rules, checked in the reference's order (benchmark decontamination, its rule 3, lives in
-``decontam.py``; its rule 7, a docstring-shape check that an ``and``/``or`` slip made nearly inert,
+``decontamination.py``; its rule 7, a docstring-shape check that an ``and``/``or`` slip made nearly inert,
 is covered by extraction, which already requires the docstring):
 
 1. ``bad_word``: the code mentions todo, fixme or bug.

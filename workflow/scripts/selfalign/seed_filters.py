@@ -19,7 +19,7 @@ from typing import Any
 
 from . import heuristics as heuristic_rules
 from . import typecheck as pyright_check
-from .decontam import Decontaminator, load_strings
+from .decontamination import Decontaminator, load_strings
 from .records import read_stage
 from .shards import Record, StageStats, atomic_writer, dumps, write_jsonl
 from .typecheck import add_missing_imports, import_environment, typecheck

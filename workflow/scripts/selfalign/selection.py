@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import neardedup
-from .decontam import BenchmarkString, Decontaminator
+from .decontamination import BenchmarkString, Decontaminator
 from .formats import SCA, get_format, section_texts
 from .programs import FENCE, extract_code_blocks
 

