@@ -170,6 +170,7 @@ def _pyplot():
 
     matplotlib.use("Agg")
     matplotlib.rcParams["svg.hashsalt"] = "selfalign"  # stable element ids: same data, same file
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: selectable, searchable, smaller files
     import matplotlib.pyplot as plt
 
     return plt

@@ -207,11 +207,7 @@ def _run(totals: Mapping[str, Any], train_stats: Mapping[str, Any], settings: Re
         **settings.tool_versions,
         **stage_funnel.versions([totals, train_stats]),
     }
-    config_rows = [
-        # configured paths as the user wrote them, except those inside the run directory
-        [key, report.display_path(value, settings.run_dir, shorten=False) if isinstance(value, str) else _inline_yaml(value)]
-        for key, value in report.flatten(settings.config)
-    ]
+    config_rows = [[key, _config_value(value, settings.run_dir)] for key, value in report.flatten(settings.config)]
     _page(
         out.run_table,
         "Configuration and tool versions",
@@ -222,7 +218,12 @@ def _run(totals: Mapping[str, Any], train_stats: Mapping[str, Any], settings: Re
     )
 
 
-def _inline_yaml(value: Any) -> str:
+def _config_value(value: Any, run_dir: str) -> str:
+    """A config value in one line; paths as the user wrote them, except those inside the run directory."""
+    if isinstance(value, str):
+        return report.display_path(value, run_dir, shorten=False)
+    if isinstance(value, list):
+        value = [report.display_path(v, run_dir, shorten=False) if isinstance(v, str) else v for v in value]
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
