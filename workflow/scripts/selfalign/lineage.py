@@ -84,7 +84,7 @@ def sample_dropped(stage: str, dropped: Dropped, paths: Iterable[str | Path], k:
 
 
 def sample_all_dropped(
-    dropped: Mapping[str, tuple[Dropped, Sequence[str | Path]]], k: int, seed: int
+    dropped: Mapping[str, tuple[Dropped, Sequence[str]]], k: int, seed: int
 ) -> list[DroppedSample]:
     """``sample_dropped`` for every stage that keeps its dropped records, in the order given."""
     return [sample for stage, (spec, paths) in dropped.items() for sample in sample_dropped(stage, spec, paths, k, seed)]

@@ -183,11 +183,13 @@ def _data(inputs: ReportInputs, settings: ReportSettings, out: ReportOutputs) ->
     """A seeded sample of SFT pairs with their lineage, and of the dropped records per stage and reason."""
     pairs = lineage.sample_pairs(inputs.sft_data, settings.pairs, settings.seed)
     lineage.add_siblings(pairs, inputs.verdicts)
-    dropped = lineage.sample_all_dropped(
-        {stage: (stages.BY_NAME[stage].dropped, paths) for stage, paths in inputs.dropped.items() if stages.BY_NAME[stage].dropped},
-        settings.dropped_per_reason,
-        settings.seed,
-    )
+    sources: dict[str, tuple[stages.Dropped, Sequence[str]]] = {}
+    for stage, paths in inputs.dropped.items():
+        spec = stages.BY_NAME[stage].dropped
+        if spec is None:
+            raise ValueError(f"stage {stage!r} keeps no dropped records in selfalign.stages, but files were given: {paths[:2]}")
+        sources[stage] = (spec, paths)
+    dropped = lineage.sample_all_dropped(sources, settings.dropped_per_reason, settings.seed)
     fragments = [
         f"<h3>{len(pairs)} SFT pairs with their lineage</h3>",
         f"<p>Drawn with seed {settings.seed} from <code>{html.escape(report.display_path(inputs.sft_data, settings.run_dir))}</code>.</p>",
