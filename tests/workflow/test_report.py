@@ -19,9 +19,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+import yaml
 
 from browser import Browser, chromium_path
-from conftest import snakemake
+from conftest import snakemake, write_config
 
 SECTIONS = {
     "1. Stage funnel": ("funnel.svg", "funnel.html"),
@@ -37,10 +38,42 @@ SECTIONS = {
 NOT_FUNNEL = {"fetch_stack", "benchmark_strings", "extract_stack", "sft_data"}
 
 
+# Scores planted into the copy of the run (the demo models score 0.0, which would prove nothing) and a
+# reference, as the StarCoder2-15B preset sets one.
+PLANTED = {("humaneval", "base"): (0.125, 0.1), ("humaneval", "tuned"): (0.46, 0.3)}
+REFERENCE = {"name": "Ref-Instruct", "source": "its model card", "scores": {"humaneval": {"base": 0.726, "plus": 0.634}}}
+
+
 @pytest.fixture(scope="module")
-def report(run) -> Path:
-    results, _ = run
-    workdir = results.parent
+def copied(run, tmp_path_factory) -> tuple[Path, list[str]]:
+    """A copy of the run without its report, with planted scores and a reference, in which only the report
+    rules run; returns the directory and the files that appeared there."""
+    results_dir, _ = run
+    workdir = tmp_path_factory.mktemp("report-run")
+    config = yaml.safe_load((results_dir.parent / "config/config.yaml").read_text())
+    config["report"] = {**config.get("report", {}), "reference": REFERENCE}
+    write_config(workdir, yaml.safe_dump(config))
+    shutil.copytree(results_dir, workdir / "results", ignore=shutil.ignore_patterns("report", "logs", "benchmarks"))
+    for (benchmark, model), (base, plus) in PLANTED.items():
+        path = workdir / "results/scores" / model / f"{benchmark}.json"
+        score = json.loads(path.read_text())
+        for test, value in (("base", base), ("plus", plus)):
+            score[test] = {"pass@1": value, "passed": round(value * score["problems"])}
+        path.write_text(json.dumps(score))
+    before = {p for p in workdir.rglob("*") if p.is_file()}
+    result = snakemake(
+        "--cores", "1", "--directory", str(workdir), "report",
+        "--allowed-rules", "stage_totals", "funnel", "report_sections", "sft_card",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    appeared = sorted(p.relative_to(workdir).as_posix() for p in workdir.rglob("*") if p.is_file() and p not in before)
+    return workdir, appeared
+
+
+@pytest.fixture(scope="module")
+def report(copied) -> Path:
+    workdir, _ = copied
     path = workdir / "report.html"
     result = snakemake("--report", str(path), "--directory", str(workdir), cwd=workdir)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -138,20 +171,9 @@ def test_report_funnel_numbers_equal_the_stats_files(run, report):
     assert any("pyright_error" in row[4] for row in rows)  # the drop reasons are there too
 
 
-def test_report_rules_write_nothing_outside_results(run, tmp_path):
-    """The report rules, rerun in a copy of the run directory, add files under results/ only."""
-    results_dir, _ = run
-    workdir = tmp_path / "clean"
-    shutil.copytree(results_dir.parent / "config", workdir / "config")
-    shutil.copytree(results_dir, workdir / "results", ignore=shutil.ignore_patterns("report", "logs", "benchmarks"))
-    before = {p for p in workdir.rglob("*") if p.is_file()}
-    result = snakemake(
-        "--cores", "1", "--directory", str(workdir), "report",
-        "--allowed-rules", "stage_totals", "funnel", "report_sections", "sft_card",
-        cwd=workdir,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    appeared = sorted(p.relative_to(workdir).as_posix() for p in workdir.rglob("*") if p.is_file() and p not in before)
+def test_report_rules_write_nothing_outside_results(copied):
+    """The report rules, run in a copy of the run directory without its report, add files under results/ only."""
+    workdir, appeared = copied
     outside = [p for p in appeared if not p.startswith(("results/", ".snakemake/"))]
     assert outside == [], outside
     for name in ("funnel.svg", "selection.svg", "scores.svg", "data.html"):
@@ -215,24 +237,26 @@ def test_every_plot_renders_with_nonzero_size_and_a_screenshot_per_section(rende
     assert rendered["errors"] == []
 
 
-def test_scores_section_shows_the_score_files_pass_at_1(run, rendered):
-    results_dir, _ = run
+def test_scores_section_shows_the_score_files_pass_at_1(copied, report, rendered):
+    workdir, _ = copied
     text = rendered["texts"]["scores.html"]
-    score_files = sorted((results_dir / "scores").glob("*/*.json"))
+    lines = [line.split("\t") for line in text.splitlines()]
+
+    def row(benchmark: str, model: str) -> list[str]:
+        return next(cells for cells in lines if cells[:2] == [benchmark, model])
+
+    score_files = sorted((workdir / "results/scores").glob("*/*.json"))
     assert score_files
-    by_key = {}
     for path in score_files:
         score = json.loads(path.read_text())
-        by_key[(score["benchmark"], score["model"])] = score
-        row = next(line for line in text.splitlines() if line.split("\t")[:2] == [score["benchmark"], score["model"]])
-        cells = row.split("\t")
-        assert f"{score['base']['pass@1']:.3f}" in cells and f"{score['plus']['pass@1']:.3f}" in cells, row
-        assert f"{score['base']['passed']} / {score['problems']}" in cells, row
-    for benchmark in {b for b, _ in by_key}:
-        if (benchmark, "base") in by_key and (benchmark, "tuned") in by_key:
-            difference = by_key[(benchmark, "tuned")]["plus"]["pass@1"] - by_key[(benchmark, "base")]["plus"]["pass@1"]
-            row = next(line for line in text.splitlines() if line.split("\t")[:2] == [benchmark, "tuned - base"])
-            assert f"{difference:+.3f}" in row.split("\t"), row
+        cells = row(score["benchmark"], score["model"])
+        for test in ("base", "plus"):
+            assert f"{score[test]['pass@1']:.3f}" in cells and f"{score[test]['passed']} / {score['problems']}" in cells, cells
+    # the planted numbers, their difference, and the reference's published numbers beside them
+    assert {"0.460", "0.300"} <= set(row("humaneval", "tuned"))
+    assert {"+0.335", "+0.200"} <= set(row("humaneval", "tuned - base"))
+    assert {"0.726", "0.634"} <= set(row("humaneval", "Ref-Instruct"))
+    assert "Ref-Instruct" in embedded(report, "results")[result_key(embedded(report, "results"), "scores.svg")]["caption"]
 
 
 def test_data_section_shows_the_seed_text_of_a_known_sft_pair(run, rendered):

@@ -135,6 +135,7 @@ STYLE = (
     "table{border-collapse:collapse;margin-bottom:1.5em}"
     "th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}"
     "td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}"
+    "pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f8f8f8;padding:6px;margin:0 0 1em}"
 )
 
 
@@ -148,10 +149,11 @@ def _cell(value: Any) -> str:
 
 
 def table_html(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """One titled table as an HTML fragment (values escaped)."""
+    """One titled table as an HTML fragment (values escaped); no header row when ``header`` is empty."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    thead = f"<thead><tr>{head}</tr></thead>" if header else ""
     body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
-    return f"<h3>{html.escape(title)}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<h3>{html.escape(title)}</h3><table>{thead}<tbody>{body}</tbody></table>"
 
 
 def html_page(title: str, fragments: Sequence[str]) -> str:

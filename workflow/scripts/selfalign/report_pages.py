@@ -21,6 +21,11 @@ from .shards import atomic_path, atomic_writer, read_json, read_shards
 
 # Fields of a dropped record that a person does not read: repeated elsewhere, or ids of prompts.
 HIDDEN_FIELDS = ("provenance", "program", "selection_keys")
+# Shown first, as they say why a record was dropped; the rest follow in the record's order, the seed last.
+FIRST_FIELDS = (
+    "seed_id", "source", "benchmark", "task_id", "method", "matched", "verdict", "execution.stderr_tail",
+    "execution.stdout_tail", "execution.returncode", "instruction", "response", "tests",
+)
 TEXT_LIMIT = 2000  # characters of one field shown; the files hold the rest
 
 
@@ -264,7 +269,7 @@ def pair_html(number: int, pair: lineage.Pair) -> str:
     concepts = record.get("concepts") or []
     return (
         f'<section class="pair" data-response-id="{html.escape(str(record.get("response_id", "")))}">'
-        + report.table_html(f"Pair {number}", ["", ""], facts)
+        + report.table_html(f"Pair {number}", [], facts)
         + "<h4>Seed function</h4>" + _pre(record.get("seed", ""))
         + "<h4>Concepts</h4><p>" + html.escape(", ".join(map(str, concepts)) or "(none)") + "</p>"
         + "<h4>Instruction</h4>" + _pre(record.get("instruction", ""))
@@ -284,7 +289,8 @@ def _shown_fields(record: Mapping[str, Any]) -> list[tuple[str, Any]]:
             fields += [(f"{key}.{inner}", item) for inner, item in value.items() if item not in ("", None)]
         elif value not in ("", None):
             fields.append((key, value))
-    return fields
+    rank = {name: i for i, name in enumerate(FIRST_FIELDS)}
+    return sorted(fields, key=lambda kv: (kv[0] == "seed", rank.get(kv[0], len(rank))))
 
 
 def dropped_html(sample: lineage.DroppedSample) -> str:
