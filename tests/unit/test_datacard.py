@@ -3,7 +3,8 @@ import json
 import pyarrow.parquet as pq
 import yaml
 
-from selfalign import datacard, funnel
+from selfalign import datacard, stage_funnel
+from selfalign.stages import STAGES
 from selfalign.selection import SFT_FIELDS
 from selfalign.shards import write_json
 
@@ -59,7 +60,7 @@ def _funnel_rows(tmp_path):
     for i, item in enumerate(stats):
         paths.append(str(tmp_path / f"{i}.stats.json"))
         write_json(paths[-1], {"shard": None, "seconds": 0.1, "versions": {}, **item})
-    return funnel.aggregate(paths)
+    return stage_funnel.aggregate(paths)
 
 
 def _split(card: str) -> tuple[dict, str]:
@@ -92,8 +93,8 @@ def test_card_front_matter_counts_licence_and_citation(tmp_path):
     # the configuration, as YAML that parses back
     config_block = body.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert yaml.safe_load(config_block) == config
-    # how it was made: one line per stage
-    assert body.count("\n12. ") == 1
+    # how it was made: one line per stage of the stage table
+    assert body.count(f"\n{len(STAGES)}. ") == 1 and f"\n{len(STAGES) + 1}. " not in body
     # citation
     assert "## Citation" in body
     assert "SelfCodeAlign: Self-Alignment for Code Generation" in body and "2024" in body

@@ -13,6 +13,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import websocket
@@ -102,6 +103,33 @@ class Browser:
                 return value
             time.sleep(0.2)
         raise TimeoutError(expression)
+
+    def frame_text(self, url: str) -> str:
+        """The rendered text (innerText) of the page's iframe once it shows ``url``, else "". Read in an
+        isolated world: the report shows HTML results in an iframe with a data: URI, which the page's own
+        scripts cannot read."""
+        frames = self.call("Page.getFrameTree")["frameTree"].get("childFrames", [])
+        frame = next((f["frame"] for f in frames if f["frame"].get("url") == url), None)
+        if frame is None:
+            return ""
+        world = self.call("Page.createIsolatedWorld", frameId=frame["id"], worldName="test")
+        result = self.call(
+            "Runtime.evaluate",
+            expression="document.readyState === 'complete' && document.body ? document.body.innerText : ''",
+            contextId=world["executionContextId"],
+            returnByValue=True,
+        )
+        return result["result"].get("value") or ""
+
+    def poll(self, read: Callable[[], Any]) -> Any:
+        """Call ``read`` until it returns something truthy (or time out)."""
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            value = read()
+            if value:
+                return value
+            time.sleep(0.2)
+        raise TimeoutError(getattr(read, "__name__", "poll"))
 
     def open(self, url: str) -> None:
         self.call("Page.navigate", url=url)

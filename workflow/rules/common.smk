@@ -271,29 +271,29 @@ def score_paths():
     )
 
 
+def stage_table():
+    """The library's stage table (selfalign/stages.py: standard library only), loaded as one file so
+    that parsing the workflow imports nothing else of the library."""
+    import importlib.util
+    import sys
+
+    name = "selfalign_stage_table"
+    if name not in sys.modules:
+        path = workflow.source_path("../scripts/selfalign/stages.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        sys.modules[name] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def stage_stats():
-    """Every stats file the funnel aggregates (it orders the stages itself)."""
-    whole_run = [
-        "results/seeds/extracted/stats.json",
-        "results/seeds/near_dedup/clusters.stats.json",
-        "results/select/keep.stats.json",
+    """Every stats file the funnel aggregates, as the stage table lists them (the judge's only when it runs)."""
+    judged = config["seeds"]["judge"]["enabled"]
+    return [
+        path
+        for path in stage_table().stats_paths(SHARDS)
+        if judged or not path.startswith("results/seeds/judged/")
     ]
-    per_shard = [
-        "results/seeds/heuristics/{shard}.stats.json",
-        "results/seeds/typechecked/{shard}.stats.json",
-        "results/seeds/decontaminated/{shard}.stats.json",
-        *(
-            ["results/seeds/judged/{shard}.stats.json"]
-            if config["seeds"]["judge"]["enabled"]
-            else []
-        ),
-        "results/instruct/concepts/{shard}.stats.json",
-        "results/instruct/instructions/{shard}.stats.json",
-        "results/respond/responses/{shard}.stats.json",
-        "results/execute/verdicts/{shard}.stats.json",
-        "results/select/candidates/{shard}.stats.json",
-    ]
-    return whole_run + [path for pattern in per_shard for path in shard_paths(pattern)]
 
 
 SFT_VERDICTS = []  # the memory plan's report, printed once per invocation

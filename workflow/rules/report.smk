@@ -85,6 +85,10 @@ rule scores:
 # The report's plots and tables (snakemake --report report.html embeds them with their captions).
 
 
+# The stages that keep their dropped records (selfalign/stages.py): the data section samples them.
+DROPPED = stage_table().dropped_paths(SHARDS)
+
+
 rule report_sections:
     input:
         totals="results/report/stage_totals.json",
@@ -93,6 +97,9 @@ rule report_sections:
         verdict_stats=shard_paths("results/execute/verdicts/{shard}.stats.json"),
         model="results/models/tuned",
         scores=rules.scores.input,
+        sft_data="results/sft/train.jsonl",
+        verdicts=shard_paths("results/execute/verdicts/{shard}.jsonl"),
+        dropped=[path for paths in DROPPED.values() for path in paths],
     output:
         funnel_plot=report(
             "results/report/funnel.svg",
@@ -166,12 +173,23 @@ rule report_sections:
             category="6. Scores",
             labels={"section": "Scores", "view": "table"},
         ),
+        data_table=report(
+            "results/report/data.html",
+            caption="../report/data.rst",
+            category="7. The data",
+            labels={"section": "The data", "view": "samples"},
+        ),
         run_table=report(
             "results/report/run.html",
             caption="../report/run.rst",
-            category="7. Configuration and versions",
+            category="8. Configuration and versions",
             labels={"section": "Configuration and versions", "view": "table"},
         ),
+    params:
+        config=config,
+        report=config["report"],
+        seed=config["seed"],
+        dropped=DROPPED,
     log:
         "results/logs/report_sections.log",
     benchmark:

@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from .funnel import markdown_table
+from .stage_funnel import markdown_table
+from .stages import STAGES
 from .shards import atomic_path
 
 PSF_LICENSE_URL = "https://docs.python.org/3/license.html"
@@ -45,24 +46,6 @@ FIELD_DESCRIPTIONS = {
         "finish reason (`finish_reason`)."
     ),
 }
-
-# One line per stage, in pipeline order.
-HOW_MADE = (
-    "Seed extraction: top-level Python functions with a docstring and a `return <expr>`, found with `ast`, exact duplicates removed.",
-    "Heuristic filters: bad words, banned imports, too many lines, functions without arguments.",
-    "Type check: the pinned pyright release; functions with errors are dropped.",
-    "Decontamination: seeds containing HumanEval docstrings or solutions are dropped (Aho-Corasick).",
-    "Docstring judge: the base model, few-shot and greedy, judges whether the docstring matches the code.",
-    "Near-dedup: MinHash-LSH over word 5-grams; one representative per cluster.",
-    "Seed -> concepts: the base model lists the programming concepts of each seed (few-shot).",
-    "Concepts -> instruction: the base model writes a task from the concepts, with a sampled category and difficulty.",
-    "Instruction -> responses: the base model samples n responses, each with its tests.",
-    "Execution: every response runs against its tests in a bubblewrap sandbox without network.",
-    "Format checks: only passing samples with a code block and asserting tests, without unfinished-code markers.",
-    "Selection: seeded shuffle, one passing response per instruction, duplicate instructions, responses and function names dropped.",
-    "Final filters (as configured, see the configuration below): HumanEval decontamination of instruction and response, "
-    "then MinHash near-dedup (Jaccard 0.7) of instructions, responses and code; the funnel counts each drop.",
-)
 
 CITATION_BIBTEX = """\
 @inproceedings{wei2024selfcodealign,
@@ -220,7 +203,7 @@ def dataset_card(
     for field in fields:
         lines.append(f"| `{field}` | {FIELD_DESCRIPTIONS.get(field, '(undocumented)')} |")
     lines += ["", "## How it was made", ""]
-    lines += [f"{i}. {step}" for i, step in enumerate(HOW_MADE, start=1)]
+    lines += [f"{i}. {stage.made}" for i, stage in enumerate(STAGES, start=1)]
     lines += [""]
     lines += _licence_section(config)
     config_yaml = yaml.safe_dump(_plain(dict(config)), sort_keys=False, allow_unicode=True)

@@ -1,9 +1,9 @@
-"""The run report's sections as data, tables and plots: the stage funnel, generation statistics,
-execution verdicts, the selection funnel, the training loss, the scores, the configuration and versions.
+"""The run report's building blocks: sections as rows, HTML tables and pages, and plots.
 
-Every function takes what the pipeline already writes (stats files, records, ``train_stats.json``,
-score files) and returns plain rows; ``html_table`` and the ``plot_*`` functions turn rows into the
-files Snakemake's report embeds. Plots are drawn with matplotlib (Agg backend, SVG output).
+Every function takes what the pipeline already writes (stage totals, records, ``train_stats.json``,
+score rows) and returns plain rows; ``table_html`` and the ``plot_*`` functions turn rows into the
+files Snakemake's report embeds. Plots are drawn with matplotlib (Agg backend, SVG output), every bar
+with its value written on it. ``selfalign.report_pages`` puts the sections together.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .funnel import STAGE_LABELS, reasons
+from . import stages
+from .scores import TESTS, ScoreRow, fraction
+from .stage_funnel import reasons
 
 Row = dict[str, Any]
 
-# The stages the selection funnel shows: samples out of generation, through execution and checks, to the SFT set.
-SELECTION_STAGES = ("responses", "execute", "select_candidates", "select_keep")
 GENERATION_STEPS = ("concepts", "instruction", "response")
 # The SFT's per-step log lives in the tuned model dir under this name (selfalign.sft.TRAIN_STATS_NAME;
 # not imported from there because selfalign.sft needs torch and the report's env has none).
@@ -29,17 +29,17 @@ TRAIN_STATS_NAME = "train_stats.json"
 # ---- sections as rows -------------------------------------------------------------------------
 
 
+FUNNEL_HEADER = ["stage", "in", "out", "dropped", "reasons for drops"]
+
+
 def funnel_table(rows: Sequence[Row]) -> list[list[Any]]:
-    """Funnel rows (``selfalign.funnel.aggregate``) as table rows: stage, in, out, dropped, reasons."""
-    return [
-        [STAGE_LABELS.get(row["stage"], row["stage"]), row["in"], row["out"], sum(row["dropped"].values()), reasons(row["dropped"])]
-        for row in rows
-    ]
+    """Funnel rows (``selfalign.stage_funnel``) as table rows: stage, in, out, dropped, reasons."""
+    return [[stages.label(row), row["in"], row["out"], sum(row["dropped"].values()), reasons(row["dropped"])] for row in rows]
 
 
-def selection_rows(rows: Sequence[Row]) -> list[Row]:
-    """The part of the funnel from generated samples to the SFT set."""
-    return [row for row in rows if row["stage"] in SELECTION_STAGES]
+def section_rows(rows: Sequence[Row], section: str) -> list[Row]:
+    """The funnel rows of the stages one report section shows ("generation", "selection", ...)."""
+    return [row for row in rows if row["stage"] in stages.BY_NAME and section in stages.BY_NAME[row["stage"]].sections]
 
 
 def spread(records: Iterable[Mapping[str, Any]], field: str) -> Counter[str]:
@@ -73,19 +73,47 @@ def loss_rows(train_stats: Mapping[str, Any]) -> list[Row]:
     ]
 
 
-def score_rows(paths: Iterable[str | Path], read: Any) -> list[Row]:
-    """One row per score file ``results/scores/<model>/<benchmark>.json``: model and benchmark from the
-    path, and every numeric metric the file has at top level (pass@1, passed, problems, ...)."""
+SCORE_HEADER = [
+    "benchmark", "model", "dataset", "prompt style", "pass@1 (base tests)", "passed / problems (base)",
+    "pass@1 (plus tests)", "passed / problems (plus)",
+]
+
+
+class Number(str):
+    """Text that is a number (a formatted pass@1, a signed difference): right-aligned in tables."""
+
+
+def score_table(rows: Sequence[ScoreRow]) -> list[list[Any]]:
+    """Score rows (ours, then differences and references) as table rows; pass@1 as the score files hold it."""
     out = []
-    for path in sorted(map(Path, paths), key=lambda p: (p.stem, p.parent.name)):
-        data = read(path)
-        metrics = {
-            key: value
-            for key, value in data.items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool)
-        }
-        out.append({"model": path.parent.name, "benchmark": path.stem, "metrics": metrics})
+    for row in rows:
+        cells: list[Any] = [row.benchmark, row.model, row.dataset, row.prompt_style]
+        for test in TESTS:
+            value = row.pass_at_1.get(test)
+            cells.append(Number(fraction(value, signed=row.kind == "difference")) if value is not None else "")
+            cells.append(f"{row.passed[test]} / {row.problems}" if test in row.passed else "")
+        out.append(cells)
     return out
+
+
+def display_path(value: str, run_dir: str | Path, shorten: bool = True) -> str:
+    """A path as the report shows it: relative to the run directory when inside it; else, with ``shorten``,
+    only its last three parts (an interpreter's ``.venv/bin/python``), so that no machine's layout shows."""
+    path = Path(value)
+    if not path.is_absolute():
+        return value
+    try:
+        return str(path.relative_to(Path(run_dir).resolve()))
+    except ValueError:
+        return str(Path("…", *path.parts[1:][-3:])) if shorten and len(path.parts) > 4 else value
+
+
+def versions_table(versions: Mapping[str, str], run_dir: str | Path) -> list[list[str]]:
+    """Tool and version rows (several versions comma-separated), paths shown with ``display_path``."""
+    return [
+        [name, ", ".join(display_path(part, run_dir) for part in str(version).split(", "))]
+        for name, version in versions.items()
+    ]
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -107,6 +135,7 @@ STYLE = (
     "table{border-collapse:collapse;margin-bottom:1.5em}"
     "th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}"
     "td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}"
+    "pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f8f8f8;padding:6px;margin:0 0 1em}"
 )
 
 
@@ -115,15 +144,16 @@ def _cell(value: Any) -> str:
         text = f"{value:.4g}"
     else:
         text = str(value)
-    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    numeric = isinstance(value, (int, float, Number)) and not isinstance(value, bool)
     return f'<td class="n">{html.escape(text)}</td>' if numeric else f"<td>{html.escape(text)}</td>"
 
 
 def table_html(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """One titled table as an HTML fragment (values escaped)."""
+    """One titled table as an HTML fragment (values escaped); no header row when ``header`` is empty."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    thead = f"<thead><tr>{head}</tr></thead>" if header else ""
     body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
-    return f"<h3>{html.escape(title)}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<h3>{html.escape(title)}</h3><table>{thead}<tbody>{body}</tbody></table>"
 
 
 def html_page(title: str, fragments: Sequence[str]) -> str:
@@ -142,6 +172,7 @@ def _pyplot():
 
     matplotlib.use("Agg")
     matplotlib.rcParams["svg.hashsalt"] = "selfalign"  # stable element ids: same data, same file
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: selectable, searchable, smaller files
     import matplotlib.pyplot as plt
 
     return plt
@@ -153,21 +184,27 @@ def _save(figure: Any, path: str | Path) -> None:
     _pyplot().close(figure)
 
 
+def _label_bars(axes: Any, container: Any, texts: Sequence[str]) -> None:
+    """Write each bar's value at its end, zero included (a zero bar has no length to show it otherwise)."""
+    axes.bar_label(container, labels=list(texts), padding=2, fontsize=7)
+
+
 def plot_funnel(rows: Sequence[Row], path: str | Path, title: str = "Records in and out of every stage") -> None:
     """Horizontal bars, one pair (in, out) per stage, log scale: counts span several orders of magnitude."""
     plt = _pyplot()
-    labels = [STAGE_LABELS.get(row["stage"], row["stage"]) for row in rows]
+    labels = [stages.label(row) for row in rows]
     positions = range(len(rows))
-    figure, axes = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.5))
+    figure, axes = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.5))
     # the y axis is inverted below (first stage on top), so "in" at -0.2 is drawn above "out"
-    axes.barh([p - 0.2 for p in positions], [max(row["in"], 0) for row in rows], height=0.4, label="in", color="#9ecae1")
-    axes.barh([p + 0.2 for p in positions], [max(row["out"], 0) for row in rows], height=0.4, label="out", color="#3182bd")
-    for position, row in zip(positions, rows, strict=True):
-        axes.text(max(row["out"], 1), position + 0.2, f" {row['out']}", va="center", fontsize=8)
+    for offset, key, color in ((-0.2, "in", "#9ecae1"), (0.2, "out", "#3182bd")):
+        values = [max(row[key], 0) for row in rows]
+        bars = axes.barh([p + offset for p in positions], values, height=0.4, label=key, color=color)
+        _label_bars(axes, bars, [str(v) for v in values])
     axes.set_yticks(list(positions), labels)
     axes.invert_yaxis()
     if any(row["in"] > 0 for row in rows):
         axes.set_xscale("symlog", linthresh=1)
+        axes.set_xlim(0, max(row["in"] for row in rows) * 4)  # room for the labels of the longest bars
     axes.set_xlabel("records")
     axes.set_title(title)
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: no bar hidden under it
@@ -180,9 +217,11 @@ def plot_counters(panels: Sequence[tuple[str, Mapping[str, int]]], path: str | P
     figure, axes_list = plt.subplots(1, max(len(panels), 1), figsize=(4 * max(len(panels), 1), 3.5), squeeze=False)
     for axes, (title, counts) in zip(axes_list[0], panels, strict=False):
         items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        axes.bar([k for k, _ in items], [v for _, v in items], color="#3182bd")
+        bars = axes.bar([k for k, _ in items], [v for _, v in items], color="#3182bd")
+        _label_bars(axes, bars, [str(v) for _, v in items])
         axes.set_title(title)
         axes.tick_params(axis="x", labelrotation=30, labelsize=8)
+        axes.margins(y=0.15)  # room for the labels above the tallest bar
         if not items:
             axes.text(0.5, 0.5, "none", ha="center", va="center", transform=axes.transAxes)
     _save(figure, path)
@@ -204,23 +243,36 @@ def plot_loss(rows: Sequence[Row], path: str | Path) -> None:
     _save(figure, path)
 
 
-def plot_scores(rows: Sequence[Row], path: str | Path, metric: str = "pass@1") -> None:
-    """Grouped bars: one group per benchmark, one bar per model."""
+def plot_scores(rows: Sequence[ScoreRow], path: str | Path) -> None:
+    """Grouped bars of pass@1: one group per benchmark and test set (base tests, plus tests), one bar per
+    model and reference, each with its value; differences are in the table, not drawn."""
     plt = _pyplot()
-    benchmarks = sorted({r["benchmark"] for r in rows})
-    models = sorted({r["model"] for r in rows})
-    figure, axes = plt.subplots(figsize=(max(4, 2.2 * len(benchmarks) + 2), 3.5))
-    width = 0.8 / max(len(models), 1)
-    for index, model in enumerate(models):
-        values = [
-            next((r["metrics"].get(metric, 0.0) for r in rows if r["model"] == model and r["benchmark"] == b), 0.0)
-            for b in benchmarks
-        ]
-        axes.bar([i + index * width for i in range(len(benchmarks))], values, width=width, label=model)
-    axes.set_xticks([i + width * (len(models) - 1) / 2 for i in range(len(benchmarks))], benchmarks)
-    axes.set_ylim(0, 1)
-    axes.set_ylabel(metric)
-    axes.set_title(f"{metric}: base vs tuned")
-    if models:
-        axes.legend()
+    drawn = [row for row in rows if row.kind != "difference"]
+    groups = [(b, t) for b in sorted({r.benchmark for r in drawn}) for t in TESTS]
+    series = list(dict.fromkeys(r.model for r in drawn))  # base, tuned, then references, in row order
+    figure, axes = plt.subplots(figsize=(max(5, 1.6 * len(groups) + 3), 4))
+    width = 0.8 / max(len(series), 1)
+    for index, model in enumerate(series):
+        by_group = {(r.benchmark, t): r.pass_at_1[t] for r in drawn if r.model == model for t in TESTS if t in r.pass_at_1}
+        present = [i for i, group in enumerate(groups) if group in by_group]
+        values = [by_group[groups[i]] for i in present]
+        reference = any(r.kind == "reference" for r in drawn if r.model == model)
+        bars = axes.bar(
+            [i + index * width for i in present],
+            values,
+            width=width,
+            label=f"{model} (published)" if reference else f"{model} model",
+            hatch="//" if reference else None,
+            alpha=0.6 if reference else 1.0,
+        )
+        _label_bars(axes, bars, [fraction(v) for v in values])
+    names = [f"{b}{'+' if t == 'plus' else ''}\n({t} tests)" for b, t in groups]
+    axes.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(groups))], names, fontsize=8)
+    axes.set_ylim(0, 1.1)
+    axes.set_ylabel("greedy pass@1")
+    axes.set_title("EvalPlus pass@1")
+    if series:
+        axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        axes.text(0.5, 0.5, "no score files", ha="center", va="center", transform=axes.transAxes)
     _save(figure, path)

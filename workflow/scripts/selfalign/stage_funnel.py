@@ -1,28 +1,16 @@
-"""The funnel: records in and out of every stage, summed over shards, with the reasons for drops."""
+"""The stage funnel: records in and out of every stage, summed over shards, with the reasons for drops.
+
+Stages, their order and their labels come from ``selfalign.stages``."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from . import stages
+from .scores import ScoreRow, fraction
 from .shards import read_json
-
-# stats "stage" name -> what the funnel calls it, in pipeline order
-STAGE_LABELS = {
-    "extract": "seeds extracted",
-    "heuristics": "heuristic filters",
-    "typecheck": "pyright type check",
-    "decontaminate": "decontamination",
-    "judge": "docstring judge",
-    "near_dedup": "near-dedup (+ demo limit)",
-    "concepts": "seed -> concepts",
-    "instructions": "concepts -> instruction",
-    "responses": "instruction -> responses (samples)",
-    "execute": "execution (all samples, verdicts)",
-    "select_candidates": "passing + format checks",
-    "select_keep": "selection (one per instruction, dedup) = SFT set",
-}
 
 
 def aggregate(stats_paths: Iterable[str]) -> list[dict[str, Any]]:
@@ -40,8 +28,7 @@ def _rows(all_stats: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         row["dropped"].update(stats["dropped"])
         row["seconds"] += stats.get("seconds", 0.0)
         row["shards"] += 1
-    order = list(STAGE_LABELS)
-    return sorted(rows.values(), key=lambda r: order.index(r["stage"]) if r["stage"] in order else len(order))
+    return sorted(rows.values(), key=lambda r: stages.order(r["stage"]))
 
 
 def totals(stats_paths: Iterable[str]) -> dict[str, Any]:
@@ -90,21 +77,21 @@ def markdown_table(rows: list[dict[str, Any]]) -> list[str]:
     """The funnel as Markdown table lines."""
     lines = ["| stage | in | out | dropped (by reason) |", "|---|---:|---:|---|"]
     for row in rows:
-        label = STAGE_LABELS.get(row["stage"], row["stage"])
-        lines.append(f"| {label} | {row['in']} | {row['out']} | {reasons(row['dropped'])} |")
+        lines.append(f"| {stages.label(row)} | {row['in']} | {row['out']} | {reasons(row['dropped'])} |")
     return lines
 
 
-def to_markdown(rows: list[dict[str, Any]], scores: list[dict[str, Any]]) -> str:
+def to_markdown(rows: list[dict[str, Any]], scores: Sequence[ScoreRow]) -> str:
+    """The funnel and the scores (``selfalign.scores.read_scores``) as Markdown, printed at the end of a run."""
     lines = ["# Funnel", "", *markdown_table(rows)]
     lines += [
         "", "# Scores (EvalPlus, greedy pass@1)", "",
         "| benchmark | dataset | model | prompt style | base pass@1 | plus pass@1 | problems |",
         "|---|---|---|---|---:|---:|---:|",
     ]
-    for score in sorted(scores, key=lambda s: (s["benchmark"], s["model"] != "base")):  # base beside tuned
+    for score in scores:
         lines.append(
-            f"| {score['benchmark']} | {score['dataset']['version']} | {score['model']} | {score['prompt_style']} "
-            f"| {score['base']['pass@1']:.3f} | {score['plus']['pass@1']:.3f} | {score['problems']} |"
+            f"| {score.benchmark} | {score.dataset} | {score.model} | {score.prompt_style} "
+            f"| {fraction(score.pass_at_1['base'])} | {fraction(score.pass_at_1['plus'])} | {score.problems} |"
         )
     return "\n".join(lines) + "\n"
