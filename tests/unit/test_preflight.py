@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from selfalign.preflight import PreflightSettings, check_gpu_partition, check_model, check_sources, run_checks
+from selfalign.preflight_checks import PreflightSettings, check_gpu_partition, check_model, check_sources, run_checks
 
 
 @pytest.fixture(scope="module")

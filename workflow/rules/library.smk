@@ -30,7 +30,7 @@ LIBRARY_MODULES = [
     "lineage",
     "memplan",
     "neardedup",
-    "preflight",
+    "preflight_checks",
     "programs",
     "prompts",
     "records",

@@ -1,6 +1,6 @@
-"""Rule preflight: the submit-host checks (selfalign.preflight); every problem is named, then the job fails."""
+"""Rule preflight: the submit-host checks (selfalign.preflight_checks); every problem is named, then the job fails."""
 
-from selfalign.preflight import PreflightSettings, run_checks
+from selfalign.preflight_checks import PreflightSettings, run_checks
 from selfalign.rulekit import start_logging
 from selfalign.shards import write_json
 
