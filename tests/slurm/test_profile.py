@@ -107,3 +107,59 @@ def test_conda_deployment_without_conda_says_what_to_do(tmp_path: Path) -> None:
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "no conda, mamba or micromamba is on PATH" in output and "--sdm env-modules" in output
+
+
+STARCODER2_15B = {  # bigcode/starcoder2-15b's config.json (the dimensions the memory plan reads)
+    "architectures": ["Starcoder2ForCausalLM"], "model_type": "starcoder2", "hidden_size": 6144,
+    "intermediate_size": 24576, "num_attention_heads": 48, "num_hidden_layers": 40, "num_key_value_heads": 4,
+    "vocab_size": 49152, "max_position_embeddings": 16384, "rope_theta": 100000, "sliding_window": 4096,
+    "use_bias": True, "norm_epsilon": 1e-05, "hidden_act": "gelu_pytorch_tanh", "torch_dtype": "bfloat16",
+}  # fmt: skip
+
+
+def test_the_15b_preset_dry_run_uses_vllm_one_node_and_a_plan_that_fits(tmp_path: Path) -> None:
+    """`snakemake -n --profile slurm --configfile config/presets/starcoder2-15b.yaml model`: vLLM generation
+    rules in the vLLM env, the SFT on one node with 4 GPUs, and the memory check's verdict in the output."""
+    import json
+
+    preset = REPO / "config" / "presets" / "starcoder2-15b.yaml"
+    model = tmp_path / yaml.safe_load(preset.read_text())["model"]["base"]
+    model.mkdir(parents=True)
+    (model / "config.json").write_text(json.dumps(STARCODER2_15B))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"), "-n",
+         "--profile", str(PROFILE), "--sdm", "env-modules", "--configfile", str(preset),
+         "--directory", str(tmp_path), "--", "model"],
+        cwd=tmp_path, env={**os.environ, "SNAKEMAKE_SLURM_GPU_PARTITION": "a100"}, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    out = result.stdout + result.stderr
+    assert "verdict: FITS" in out and "DOES NOT FIT" not in out
+    line = next(line for line in out.splitlines() if "train_sft:" in line)
+    assert "train_sft: 4 GPU(s) on 1 node" in line and "memory plan: ZeRO-3, gradient checkpointing, 4 x 80 GiB" in line
+    responses = out[out.index("rule generate_responses:"):]
+    resources = responses[responses.index("resources:"):].splitlines()[0]
+    assert "gpu=1" in resources and "slurm_partition=a100" in resources, resources
+
+    # the env each rule would run in (what --sdm conda deploys), from the parsed workflow
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from snakemake.api import SnakemakeApi\n"
+        "from snakemake.settings.types import ConfigSettings, ResourceSettings, StorageSettings\n"
+        "with SnakemakeApi() as api:\n"
+        "    wf = api.workflow(resource_settings=ResourceSettings(), storage_settings=StorageSettings(),\n"
+        "        config_settings=ConfigSettings(configfiles=[Path(sys.argv[1])]), snakefile=Path(sys.argv[2]),\n"
+        "        workdir=Path(sys.argv[3]))\n"
+        "    for name in ('judge_seeds', 'generate_concepts', 'generate_instructions', 'generate_responses',\n"
+        "                 'score_evalplus', 'train_sft'):\n"
+        "        print(name, wf._workflow.get_rule(name).conda_env)\n"
+    )
+    envs = subprocess.run(
+        [sys.executable, "-c", code, str(preset), str(REPO / "workflow" / "Snakefile"), str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert envs.returncode == 0, envs.stderr[-3000:]
+    found = dict(line.split() for line in envs.stdout.splitlines() if line.count(" ") == 1)
+    assert {found[rule] for rule in found if rule != "train_sft"} == {"../envs/generate-vllm.yaml"}, found
+    assert found["train_sft"] == "../envs/train.yaml"
