@@ -127,6 +127,15 @@ def test_a_missing_base_model_stops_parsing_naming_the_key(tmp_path: Path) -> No
     assert "config model.base: models/not-there is not a directory" in result.stdout + result.stderr
 
 
+def test_a_missing_source_tree_stops_the_dry_run_naming_the_key(tmp_path: Path) -> None:
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["sources"]["paths"] = ["/nonexistent/code"]
+    write_config(tmp_path, yaml.safe_dump(config))
+    result = snakemake("-n", "--directory", str(tmp_path), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "config sources.paths[0]: /nonexistent/code is not a directory" in result.stdout + result.stderr
+
+
 def test_an_unset_gpu_partition_variable_stops_the_slurm_dry_run(tmp_path: Path) -> None:
     import os
 

@@ -81,6 +81,11 @@ if config["model"]["base"] and not Path(config["model"]["base"]).is_dir():
         "directory); put a local copy of the base model there, or set model.base: null for the demo teacher"
     )
 
+# Likewise a missing code tree: the dry run already says so (the preflight then checks each holds Python files).
+for index, tree in enumerate(config["sources"]["paths"]):
+    if not Path(tree).is_dir():
+        raise WorkflowError(f"config sources.paths[{index}]: {tree} is not a directory")
+
 SHARDS = [f"{i:02d}" for i in range(config["shards"])]
 GPUS = config["resources"]["gpus"]
 SFT_GPUS = config["resources"]["sft_gpus"]
