@@ -22,6 +22,7 @@ LIBRARY_MODULES = [
     "instruct",
     "judge",
     "launch",
+    "lifetime",
     "neardedup",
     "pool_supervisor",
     "programs",
