@@ -326,6 +326,19 @@ def finish_if_empty(
     return True
 
 
+# Same config, same bytes: timings are the only run-to-run differences in the outputs, and they live only
+# here. These keys of stats files (``*stats.json``) are timings; these files under ``results/`` are timings
+# or hold them (Snakemake's benchmarks, the logs). Everything else is compared byte for byte by
+# tests/workflow/test_reproducible.py.
+TIMING_KEYS = frozenset({"seconds", "execution_seconds", "train_seconds"})
+TIMING_FILES = ("logs/", "benchmarks/")
+
+
+def is_timing_file(relative: str) -> bool:
+    """Whether ``relative`` (a path under ``results/``, with ``/``) is declared a timing file."""
+    return relative.startswith(TIMING_FILES)
+
+
 def stats_path_for(shard_path: str | os.PathLike[str]) -> Path:
     """``results/x/00.jsonl`` -> ``results/x/00.stats.json``."""
     shard_path = Path(shard_path)
