@@ -160,3 +160,33 @@ def test_the_guardian_passes_on_exit_codes_and_output_and_cleans_up_after_the_co
     daemon = int(pid_file.read_text())
     state = _stat(daemon)
     assert state is None or state[0] == "Z" or _left({daemon: (state[1], "daemon")}, wait=5) == []
+
+
+SANDBOX_JOB = (
+    "import sys\n"
+    "from selfalign.sandbox import Limits, make_sandbox, run_many\n"
+    "sandbox = make_sandbox(sys.argv[1] if len(sys.argv) > 1 else 'pool')\n"
+    "program = 'import time\\ntime.sleep(120)  # sandboxed-sleeper'\n"
+    "run_many(sandbox, [program, program], Limits(wall_seconds=120, cpu_seconds=120), workers=2)\n"
+)
+
+
+@pytest.mark.parametrize("target", ["process group", "main process only"])
+def test_a_job_killed_mid_sample_leaves_no_sandbox(target: str) -> None:
+    if os.geteuid() != 0 or not Path("/usr/bin/bwrap").exists():
+        pytest.skip("the sandbox pool needs root and bubblewrap")
+    job = _start_job(SANDBOX_JOB)
+    deadline = time.monotonic() + 60
+    while not any("bwrap" in cmd for _, cmd in _tree(job.pid).values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2)  # the samples are running
+    tree = _tree(job.pid)
+    assert any("bwrap" in cmd for _, cmd in tree.values()), [_short(cmd) for _, cmd in tree.values()]
+    if target == "process group":
+        os.killpg(job.pid, signal.SIGKILL)
+    else:
+        os.kill(job.pid, signal.SIGKILL)
+    job.wait()
+    # the samples run in pid namespaces below bwrap: list every process left below the sandboxes too
+    left = _left(tree)
+    assert not left, f"left running after SIGKILL of the job's {target}:\n" + "\n".join(map(_short, left))

@@ -6,7 +6,8 @@ it must not import the workflow's package, which the sandbox does not show.
 
 Protocol: one JSON request per line on stdin (``program``, ``uid``, ``limits``, ``start``), one JSON
 answer per line on stdout (``returncode``, ``timed_out``, ``stdout``, ``stderr``, ``seconds``).
-EOF on stdin ends the supervisor, and with it the sandbox.
+EOF on stdin ends the supervisor, and with it the sandbox, also in the middle of a sample (the job that
+started the pool died).
 
 Each sample gets a process tree of its own (why each step):
   supervisor --fork--> A: unshares pid, mount and IPC namespaces (own /proc, own SysV IPC)
@@ -313,9 +314,12 @@ def run_one(request: dict, keep: set[str], slot: _Slot) -> dict:
     with selectors.DefaultSelector() as selector:
         for fd in (out_r, err_r, pidfd):
             selector.register(fd, selectors.EVENT_READ)
+        # The host sends the next request only after this answer, so stdin turning readable now means EOF:
+        # the job died (even by SIGKILL). End the sample and the sandbox now, not at the wall limit.
+        selector.register(0, selectors.EVENT_READ)
         # Until the sample's namespace is gone (its init exits when the sample does) and both pipes
         # are drained; a daemon cannot keep them open, as it dies with the namespace.
-        while status is None or len(selector.get_map()) > 0:
+        while status is None or len(selector.get_map()) > 1:  # stdin stays registered
             remaining = deadline - time.monotonic()
             if remaining <= 0 and status is None:
                 timed_out = True
@@ -327,6 +331,10 @@ def run_one(request: dict, keep: set[str], slot: _Slot) -> dict:
             if not events and status is not None:
                 break  # a writer outlived the namespace: cannot happen, but never hang on it
             for key, _ in events:
+                if key.fd == 0:
+                    os.kill(child, signal.SIGKILL)
+                    _reap_all()
+                    os._exit(0)
                 if key.fd == pidfd:
                     _, status = os.waitpid(child, 0)
                     selector.unregister(pidfd)
