@@ -3,8 +3,8 @@
 Expensive (three pipeline runs of the smallest config that still yields an SFT set, plus reruns after kills), so
 they run together on one session-scoped clean run:
 
-- two clean runs compare the hashes of every output, timings excepted (``selfalign.shards.TIMING_FILES`` and the
-  ``TIMING_KEYS`` of stats files);
+- two clean runs compare the hashes of every output, timings excepted (the files ``selfalign.shards.is_timing_file``
+  names and the ``TIMING_KEYS`` of stats files);
 - a third run is killed with SIGKILL to Snakemake's whole process group at three points (during pyright,
   mid-generation after a flushed chunk, during the SFT), each time listing the processes left, then finished by
   the rerun Snakemake asks for (``--unlock``, then ``--rerun-incomplete``), and must equal the clean run;
@@ -29,7 +29,7 @@ import yaml
 from conftest import GUARD_SECONDS, REPO, SNAKEMAKE, small_config, snakemake, write_config
 
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-from selfalign.shards import TIMING_FILES, TIMING_KEYS, is_timing_file  # noqa: E402
+from selfalign.shards import TIMING_KEYS, is_timing_file  # noqa: E402
 
 
 def tiny_config() -> dict:
@@ -136,9 +136,10 @@ def _left(snapshot: dict[int, tuple[int, str]], wait: float = 15.0) -> list[str]
 def _kill_when(workdir: Path, ready: Callable[[dict[int, tuple[int, str]]], bool], what: str) -> None:
     """Run Snakemake in a process group of its own; SIGKILL the group once ``ready(tree)``; assert nothing is left."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    command = [*SNAKEMAKE, "--snakefile", str(REPO / "workflow" / "Snakefile"), "--cores", "2", "--directory", str(workdir)]
-    if (workdir / ".snakemake" / "incomplete").exists():
-        command.append("--rerun-incomplete")
+    command = [
+        *SNAKEMAKE, "--snakefile", str(REPO / "workflow" / "Snakefile"), "--cores", "2", "--rerun-incomplete",
+        "--directory", str(workdir),
+    ]
     log = open(workdir / f"killed-{what.split()[0]}.log", "w")
     process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + GUARD_SECONDS
