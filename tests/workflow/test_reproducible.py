@@ -47,12 +47,18 @@ def _without_timings(value: object) -> object:
     return value
 
 
+# Resume state, not outputs: the SFT's checkpoints (the Trainer pickles its arguments, with paths, into them)
+# and generation chunks (removed once a shard is complete).
+RESUME_STATE = ("models/tuned.checkpoints/", ".chunks/")
+
+
 def output_hashes(results: Path) -> dict[str, str]:
-    """sha256 of every file under ``results``; stats files hashed without their timing keys; timing files left out."""
+    """sha256 of every file under ``results``; stats files hashed without their timing keys; timing files and
+    resume state left out."""
     hashes = {}
     for path in sorted(results.rglob("*")):
         relative = path.relative_to(results).as_posix()
-        if not path.is_file() or is_timing_file(relative):
+        if not path.is_file() or is_timing_file(relative) or any(part in relative for part in RESUME_STATE):
             continue
         data = path.read_bytes()
         if path.name.endswith("stats.json"):
