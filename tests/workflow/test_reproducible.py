@@ -4,7 +4,7 @@ Expensive (three pipeline runs of the smallest config that still yields an SFT s
 they run together on one session-scoped clean run:
 
 - two clean runs compare the hashes of every output, timings excepted (the files ``selfalign.shards.is_timing_file``
-  names and the ``TIMING_KEYS`` of stats files);
+  names and the ``TIMING_KEYS`` and ``RUN_HISTORY_KEYS`` of JSON files);
 - a third run is killed with SIGKILL to Snakemake's whole process group at three points (during pyright,
   mid-generation after a flushed chunk, during the SFT), each time listing the processes left, then finished by
   the rerun Snakemake asks for (``--unlock``, then ``--rerun-incomplete``), and must equal the clean run;
@@ -29,7 +29,7 @@ import yaml
 from conftest import GUARD_SECONDS, REPO, SNAKEMAKE, small_config, snakemake, write_config
 
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-from selfalign.shards import TIMING_KEYS, is_timing_file  # noqa: E402
+from selfalign.shards import RUN_HISTORY_KEYS, TIMING_KEYS, is_timing_file  # noqa: E402
 
 
 def tiny_config() -> dict:
@@ -41,7 +41,9 @@ def tiny_config() -> dict:
 
 def _without_timings(value: object) -> object:
     if isinstance(value, dict):
-        return {key: _without_timings(item) for key, item in value.items() if key not in TIMING_KEYS}
+        return {
+            key: _without_timings(item) for key, item in value.items() if key not in TIMING_KEYS | RUN_HISTORY_KEYS
+        }
     if isinstance(value, list):
         return [_without_timings(item) for item in value]
     return value
@@ -53,15 +55,15 @@ RESUME_STATE = ("models/tuned.checkpoints/", ".chunks/")
 
 
 def output_hashes(results: Path) -> dict[str, str]:
-    """sha256 of every file under ``results``; stats files hashed without their timing keys; timing files and
-    resume state left out."""
+    """sha256 of every file under ``results``; JSON files hashed without their timing and run-history keys;
+    timing files and resume state left out."""
     hashes = {}
     for path in sorted(results.rglob("*")):
         relative = path.relative_to(results).as_posix()
         if not path.is_file() or is_timing_file(relative) or any(part in relative for part in RESUME_STATE):
             continue
         data = path.read_bytes()
-        if path.name.endswith("stats.json"):
+        if path.suffix == ".json":
             data = json.dumps(_without_timings(json.loads(data)), sort_keys=True).encode()
         hashes[relative] = hashlib.sha256(data).hexdigest()
     return hashes

@@ -364,7 +364,7 @@ def train(options: argparse.Namespace) -> None:
         "bf16": on_gpu,
         "seed": options.seed,
         "dropout_zeroed": dropout_zeroed,
-        "resumed_from": resume_from,
+        "resumed_from": Path(resume_from).name if resume_from else None,  # no machine path in the model dir
         "optimizer": optimizer_settings(trainer.optimizer),
         "train_seconds": round(result.metrics.get("train_runtime", 0.0), 3),
         "log": step_log(trainer.state.log_history),

@@ -326,12 +326,14 @@ def finish_if_empty(
     return True
 
 
-# Same config, same bytes: timings are the only run-to-run differences in the outputs, and they live only
-# here. These keys of stats files (``*stats.json``) are timings; these files under ``results/`` are timings
-# or hold them (Snakemake's benchmarks, the logs). Everything else is compared byte for byte by
-# tests/workflow/test_reproducible.py.
+# Same config, same bytes: timings are the only run-to-run differences in the outputs. These keys of JSON
+# outputs (stats files and what sums them) are timings; ``RUN_HISTORY_KEYS`` say how a result was reached
+# (the SFT resumed from a checkpoint after a kill), not what it is. These files under ``results/`` are
+# timings or show them: Snakemake's benchmarks, the logs, the funnel table's seconds column and the SFT
+# summary of the report. Everything else is compared byte for byte by tests/workflow/test_reproducible.py.
 TIMING_KEYS = frozenset({"seconds", "execution_seconds", "train_seconds"})
-TIMING_FILES = ("logs/", "benchmarks/")
+RUN_HISTORY_KEYS = frozenset({"resumed_from"})
+TIMING_FILES = ("logs/", "benchmarks/", "report/funnel.tsv", "report/loss.html")
 
 
 def is_timing_file(relative: str) -> bool:
