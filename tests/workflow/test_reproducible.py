@@ -215,5 +215,7 @@ def test_a_record_deleted_from_a_finished_shard_fails_downstream(clean_run: Path
     result = snakemake("--cores", "2", "--directory", str(workdir), "instructions", cwd=workdir)
     assert result.returncode != 0, "the truncated shard was read without an error"
     log = (clean_run / "logs" / "generate_instructions" / f"{shard.name.split('.')[0]}.log").read_text()
-    expected = f"{shard}: {len(lines) - 1} records, but its producer's stats {shard.with_name(shard.name.replace('.jsonl', '.stats.json'))} count {len(lines)}"
+    relative = shard.relative_to(workdir)  # Snakemake hands jobs paths relative to the working directory
+    stats = relative.with_name(relative.name.replace(".jsonl", ".stats.json"))
+    expected = f"{relative}: {len(lines) - 1} records, but its producer's stats {stats} count {len(lines)}"
     assert expected in log + result.stderr, (log + result.stderr)[-3000:]
