@@ -121,6 +121,20 @@ def test_python_files_missing_root(tmp_path):
         python_files([tmp_path / "missing"], ["**/*.py"], [])
 
 
+def test_broken_symlinks_are_counted_by_reason_and_directory_loops_end(tmp_path):
+    root = tmp_path / "tree"
+    write(root / "pkg/real.py", "")
+    (root / "pkg/alias.py").symlink_to("real.py")  # a good link: a file like any other
+    (root / "pkg/dangling.py").symlink_to("gone.py")
+    (root / "pkg/loop_a.py").symlink_to("loop_b.py")
+    (root / "pkg/loop_b.py").symlink_to("loop_a.py")
+    (root / "pkg/again").symlink_to(root / "pkg", target_is_directory=True)  # a directory loop
+    skip: Counter[str] = Counter()
+    found = python_files([root], ["**/*.py", "pkg/*.py"], [], skip)  # two patterns: each link counted once
+    assert [path.name for _, path in found] == ["alias.py", "real.py"]
+    assert skip == Counter({"symlink_loop": 2, "dangling_symlink": 1})
+
+
 def test_iter_seed_records_skips_bad_files_and_duplicates(tmp_path):
     function = 'def one(x):\n    """One."""\n    return x + 1\n'
     write(tmp_path / "src/good.py", "import math\n\n" + function)

@@ -187,6 +187,7 @@ def test_sft_on_two_ranks_with_zero2(tmp_path: Path, base_model_dir: Path) -> No
     assert [entry["learning_rate"] for entry in stats["log"]] == pytest.approx(expected)
 
     assert not list(output.parent.glob(".model.*")), "staging dir left behind"
+    assert not (output / "training_args.bin").exists()  # it pickles machine paths: same config, same bytes
     assert sorted(p.name for p in (tmp_path / "sft" / "model.checkpoints").glob("checkpoint-*")) == [
         "checkpoint-12", "checkpoint-16",  # every 6 steps and at the end; save_total_limit keeps two
     ]

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from selfalign.backends import TransformersBackend
 from selfalign.generation import GenerationRequest, SamplingSpec
 from selfalign.teacher import (
     EXTRA_SPECIAL_TOKENS,
+    TeacherTimeout,
     build_model,
     length_batches,
     train_teacher,
@@ -45,10 +47,9 @@ def prefix_and_rest(document: str) -> tuple[str, str]:
 def teacher(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out_dir = tmp_path_factory.mktemp("teacher") / "model"
     lines: list[str] = []
-    # A step cap keeps the run deterministic; the wall budget only guards a very loaded machine.
+    # A fixed step count: the outcome is the same on an idle or an oversubscribed machine.
     stats = train_teacher(
-        DOCUMENTS, [], out_dir, seconds=60, seed=0, model_config={"vocab_size": 400},
-        threads=2, log=lines.append, max_steps=250,
+        DOCUMENTS, [], out_dir, steps=250, seed=0, model_config={"vocab_size": 400}, threads=2, log=lines.append
     )
     assert any("loss" in line for line in lines)
     return out_dir, stats
@@ -94,6 +95,27 @@ def test_bad_documents_are_clear_errors(tmp_path: Path) -> None:
         train_teacher(["ok", " "], [], tmp_path / "m", 1, 0, {}, 1, print)
     with pytest.raises(ValueError, match="exceed max_position_embeddings 64"):
         train_teacher(["x " * 500], [], tmp_path / "m", 1, 0, {"max_position_embeddings": 64}, 1, print)
+
+
+def test_same_seed_and_steps_give_the_same_bytes_whatever_the_speed(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    train_teacher(DOCUMENTS, [], first, steps=6, seed=3, model_config={"vocab_size": 300}, threads=1, log=print)
+    # a slow machine: every log line takes a while; nothing in the schedule may notice
+    slow = lambda line: time.sleep(0.3)  # noqa: E731
+    train_teacher(
+        DOCUMENTS, [], second, steps=6, seed=3, model_config={"vocab_size": 300, "log_every": 1}, threads=1, log=slow
+    )
+    for name in sorted(p.name for p in first.iterdir()):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_a_time_ceiling_fails_the_job_instead_of_cutting_training_short(tmp_path: Path) -> None:
+    with pytest.raises(TeacherTimeout, match=r"over the 1e-09 s ceiling \(model.teacher.seconds\)"):
+        train_teacher(
+            DOCUMENTS, [], tmp_path / "m", steps=5, seed=0, model_config={"vocab_size": 300}, threads=1,
+            log=print, max_seconds=1e-9,
+        )
+    assert not (tmp_path / "m").exists()
 
 
 def test_training_saves_a_model_and_reports_stats(teacher: tuple[Path, dict]) -> None:

@@ -12,9 +12,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+# Only a guard against a hung run, never a budget the work must meet: nothing in the pipeline depends on
+# how fast the machine is, so an oversubscribed machine makes the tests slower, not different.
+GUARD_SECONDS = 4 * 3600
 
 
-def snakemake(*args: str, cwd: Path = REPO, timeout: float = 900) -> subprocess.CompletedProcess:
+def snakemake(*args: str, cwd: Path = REPO, timeout: float = GUARD_SECONDS) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     return subprocess.run(
         [*SNAKEMAKE, "--snakefile", str(REPO / "workflow" / "Snakefile"), *args],
@@ -60,7 +63,7 @@ def run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
         return Path(reuse) / "results", subprocess.CompletedProcess(args=[], returncode=0, stdout="", stderr="")
     workdir = tmp_path_factory.mktemp("pipeline")
     write_config(workdir, yaml.safe_dump(small_config()))
-    result = snakemake("--cores", "2", "--directory", str(workdir), cwd=workdir, timeout=1500)
+    result = snakemake("--cores", "2", "--directory", str(workdir), cwd=workdir)
     if result.returncode != 0:
         logs = "\n".join(
             f"--- {log}\n{log.read_text()[-3000:]}" for log in sorted((workdir / "results/logs").rglob("*.log"))

@@ -27,6 +27,7 @@ LIBRARY_MODULES = [
     "instruct",
     "judge",
     "launch",
+    "lifetime",
     "lineage",
     "memplan",
     "neardedup",

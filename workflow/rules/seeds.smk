@@ -169,6 +169,7 @@ rule near_dedup_seeds:
         clusters="results/seeds/near_dedup/clusters.json",
         stats="results/seeds/near_dedup/clusters.stats.json",
         shards=shard_paths("results/seeds/final/{shard}.jsonl"),
+        shard_counts="results/seeds/final/stats.json",
     params:
         near_dedup=section("seeds", "near_dedup"),
         limit=section("seeds", "limit"),

@@ -5,7 +5,7 @@ from selfalign.execute_stage import execute_samples, select_candidates
 from selfalign.records import read_stage
 from selfalign.rulekit import progress_logger, shard_name, start_logging
 from selfalign.sandbox import ExecutionSettings, make_sandbox
-from selfalign.shards import StageStats, write_jsonl
+from selfalign.shards import StageStats, publish_together, write_jsonl
 
 log = start_logging(snakemake.log[0], "execute_responses")
 cfg = dict(snakemake.params.execution)
@@ -19,14 +19,17 @@ rows = list(read_stage(snakemake.input[0], "responses"))
 out = execute_samples(
     rows, sandbox, limits, snakemake.threads, settings.infra_retries, stats, progress_logger(log, "executed")
 )
-write_jsonl(snakemake.output.shard, out)
-stats.versions = sandbox.versions()
-sandbox.close()
-log.info("%s", stats.write(snakemake.output.stats))
+output = snakemake.output
+# Verdicts and candidates appear together: a kill between them leaves neither looking finished.
+with publish_together(*output) as pub:
+    write_jsonl(pub.path(output.shard), out)
+    stats.versions = sandbox.versions()
+    sandbox.close()
+    log.info("%s", stats.write(pub.path(output.stats)))
 
-candidate_stats = StageStats("select_candidates", shard_name(snakemake.output.candidates))
-write_jsonl(
-    snakemake.output.candidates,
-    select_candidates(out, int(snakemake.params.max_instruction_words), candidate_stats),
-)
-log.info("%s", candidate_stats.write(snakemake.output.candidates_stats))
+    candidate_stats = StageStats("select_candidates", shard_name(output.candidates))
+    write_jsonl(
+        pub.path(output.candidates),
+        select_candidates(out, int(snakemake.params.max_instruction_words), candidate_stats),
+    )
+    log.info("%s", candidate_stats.write(pub.path(output.candidates_stats)))

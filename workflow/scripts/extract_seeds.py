@@ -8,7 +8,7 @@ from pathlib import Path
 
 from selfalign import seeds
 from selfalign.rulekit import shard_name, start_logging
-from selfalign.shards import StageStats, atomic_writer, dumps, read_json, read_shards
+from selfalign.shards import StageStats, atomic_writer, dumps, publish_together, read_json, read_shards
 
 log = start_logging(snakemake.log[0], "extract_seeds")
 sources = dict(snakemake.params.sources)
@@ -19,21 +19,22 @@ if sources["stdlib"]:
 for root in roots:
     if not root.is_dir():
         raise SystemExit(f"config sources.paths: {root} is not a directory")
-files = seeds.python_files(roots, sources["include"], sources["exclude"])
-log.info("%d files under %d tree(s)", len(files), len(roots))
+skipped: Counter = Counter()  # per file: symlinks that lead nowhere, then unreadable or unparsable files
+files = seeds.python_files(roots, sources["include"], sources["exclude"], skipped)
+log.info("%d files under %d tree(s), %s", len(files), len(roots), dict(skipped) or "no broken symlinks")
 
 shard_count = len(snakemake.output.shards)
 stats = StageStats("extract")
 per_shard = [0] * shard_count
-skipped: Counter = Counter()
 stack_skipped: Counter = Counter()  # per Stack document, counted apart from local files
 stack_documents = 0
 for path in snakemake.input.stack_stats:
     shard_stats = read_json(path)
     stack_skipped.update(shard_stats["skipped"])
     stack_documents += shard_stats["documents"]
-with contextlib.ExitStack() as stack:
-    writers = [stack.enter_context(atomic_writer(path)) for path in snakemake.output.shards]
+# The shards and the stats file appear together at the end: a kill leaves none of them.
+with publish_together(*snakemake.output.shards, snakemake.output.stats) as pub, contextlib.ExitStack() as stack:
+    writers = [stack.enter_context(atomic_writer(pub.path(path))) for path in snakemake.output.shards]
     options = dict(max_bytes=sources["max_file_bytes"], any_docstring=sources["docstring_quotes"] == "any")
     seen: set[str] = set()  # exact dedup across the local trees and The Stack
     records = itertools.chain(
@@ -49,18 +50,19 @@ with contextlib.ExitStack() as stack:
         stats.kept()
         if count % 1000 == 0:
             log.info("%d functions extracted", count)
+    stack.close()  # the shard writers finish before the stats that count them
 
-# One stats file for all shards (records per shard under "shards"): a stats file per shard would be 1,000
-# more outputs of this one job for Snakemake to index. File-level skips and duplicates are counted apart from
-# in/out ("skipped_*").
-stats.extra.update(
-    shards={shard_name(path): count for path, count in zip(snakemake.output.shards, per_shard, strict=True)},
-    files=len(files),
-    skipped=dict(sorted(skipped.items())),
-    stack_documents=stack_documents,
-    stack_skipped=dict(sorted(stack_skipped.items())),
-)
-stats.write(snakemake.output.stats)
+    # One stats file for all shards (records per shard under "shards"): a stats file per shard would be 1,000
+    # more outputs of this one job for Snakemake to index. File-level skips and duplicates are counted apart
+    # from in/out ("skipped_*").
+    stats.extra.update(
+        shards={shard_name(path): count for path, count in zip(snakemake.output.shards, per_shard, strict=True)},
+        files=len(files),
+        skipped=dict(sorted(skipped.items())),
+        stack_documents=stack_documents,
+        stack_skipped=dict(sorted(stack_skipped.items())),
+    )
+    stats.write(pub.path(snakemake.output.stats))
 log.info(
     "extracted %d functions; skipped files %s; skipped Stack documents %s",
     stats.records_out,

@@ -6,6 +6,7 @@
    fixed here once for the whole run (the per-row sampling seed is base + row). Rows interleave the shards
    (first seed of each shard, then the second, ...), so a `seeds.limit` takes seeds from every shard and
    every generation job gets work.
+All outputs are published together at the end (``publish_together``).
 """
 
 from itertools import zip_longest
@@ -13,7 +14,7 @@ from itertools import zip_longest
 from selfalign import neardedup
 from selfalign.records import read_stage
 from selfalign.rulekit import shard_name, start_logging
-from selfalign.shards import StageStats, write_json, write_jsonl
+from selfalign.shards import StageStats, publish_together, write_json, write_jsonl
 
 log = start_logging(snakemake.log[0], "near_dedup_seeds")
 cfg = dict(snakemake.params.near_dedup)
@@ -44,10 +45,6 @@ for position in zip_longest(*(signatures.ids for signatures in per_shard)):
             stats.kept()
 
 clusters = sum(1 for seed_id, rep in representative.items() if seed_id == rep)
-write_json(
-    out.clusters,
-    {"rows": rows, "dropped": dropped, "representative": {k: v for k, v in representative.items() if k != v}},
-)
 
 
 def final_shard(source: str, target: str) -> int:
@@ -55,12 +52,21 @@ def final_shard(source: str, target: str) -> int:
     return write_jsonl(target, ({**r, "row": rows[r["seed_id"]]} for r in read_stage(source, "seeds") if r["seed_id"] in rows))
 
 
-per_shard_kept = {
-    shard_name(target): final_shard(source, target) for source, target in zip(snakemake.input, out.shards, strict=True)
-}
-if sum(per_shard_kept.values()) != len(rows):  # every row lands in exactly one shard
-    raise SystemExit(f"near_dedup_seeds: {len(rows)} rows kept, but the final shards hold {sum(per_shard_kept.values())}")
-stats.extra.update(
-    threshold=cfg["threshold"], num_perm=cfg["num_perm"], clusters=clusters, workers=snakemake.threads, shards=per_shard_kept
-)
-log.info("%s", stats.write(out.stats))
+# Clusters, stats and every final shard appear together at the end: a kill leaves none of them.
+with publish_together(out.clusters, out.stats, *out.shards, out.shard_counts) as pub:
+    write_json(
+        pub.path(out.clusters),
+        {"rows": rows, "dropped": dropped, "representative": {k: v for k, v in representative.items() if k != v}},
+    )
+    per_shard_kept = {
+        shard_name(target): final_shard(source, pub.path(target))
+        for source, target in zip(snakemake.input, out.shards, strict=True)
+    }
+    if sum(per_shard_kept.values()) != len(rows):  # every row lands in exactly one shard
+        raise SystemExit(f"near_dedup_seeds: {len(rows)} rows kept, but the final shards hold {sum(per_shard_kept.values())}")
+    stats.extra.update(
+        threshold=cfg["threshold"], num_perm=cfg["num_perm"], clusters=clusters, workers=snakemake.threads, shards=per_shard_kept
+    )
+    log.info("%s", stats.write(pub.path(out.stats)))
+    # Beside the final shards, their record counts, which every reader of them checks (selfalign.shards.producer_count).
+    write_json(pub.path(out.shard_counts), {"stage": "near_dedup", "stats": "../near_dedup/clusters.stats.json", "shards": per_shard_kept})

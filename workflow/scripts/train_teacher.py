@@ -1,5 +1,6 @@
-"""Rule train_teacher: the demo's base model, a tiny LM trained for about a minute on documents rendered
-from the few-shot files through the pipeline's own prompt code, so that it reproduces their format.
+"""Rule train_teacher: the demo's base model, a tiny LM trained for a fixed number of steps (about 90 s on 2
+cores) on documents rendered from the few-shot files through the pipeline's own prompt code, so that it
+reproduces their format.
 
 It memorises; it is not a model whose outputs mean anything (see README, "The demo model").
 """
@@ -59,8 +60,8 @@ result = train_teacher(
     documents,
     tokenizer_files,
     snakemake.output[0],
-    seconds=cfg["seconds"],
-    max_steps=cfg["steps"],
+    steps=cfg["steps"],
+    max_seconds=cfg.get("seconds"),
     seed=cfg["seed"],
     model_config=model_config,
     threads=snakemake.threads,

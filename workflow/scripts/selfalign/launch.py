@@ -31,6 +31,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .lifetime import guarded
+
 SCRIPTS_DIR = Path(__file__).resolve().parents[1]
 SFT_MODULE = "selfalign.sft"
 LOG_TAIL_LINES = 60
@@ -134,8 +136,10 @@ def run_launch(cmd: Sequence[str], env: Mapping[str, str], log_path: str | os.Pa
     with open(log_path, "a", encoding="utf-8") as log:  # the rule script logs to the same file
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
+        # Under the guardian: the runner, its launcher and every rank die with this job, also when only
+        # this process is killed (the launcher forwards no signal to the ranks then).
         with subprocess.Popen(
-            list(cmd), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            guarded(cmd), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             errors="replace", bufsize=1,
         ) as process:
             assert process.stdout is not None

@@ -10,6 +10,7 @@ demo: the running interpreter's standard library).
 from __future__ import annotations
 
 import ast
+import errno
 import re
 import sysconfig
 from collections import Counter
@@ -35,22 +36,44 @@ def stdlib_root() -> Path:
     return Path(sysconfig.get_paths()["stdlib"])
 
 
-def python_files(roots: list[Path], include: list[str], exclude: list[str]) -> list[tuple[Path, Path]]:
+def _broken_link(path: Path) -> str | None:
+    """Why the symlink ``path`` leads to no file (``symlink_loop``, ``dangling_symlink``), or None if it does."""
+    try:
+        path.stat()
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "symlink_loop"
+        return "dangling_symlink" if err.errno in (errno.ENOENT, errno.ENOTDIR) else "unreadable"
+    return None
+
+
+def python_files(
+    roots: list[Path], include: list[str], exclude: list[str], skip: Counter[str] | None = None
+) -> list[tuple[Path, Path]]:
     """All ``(root, file)`` pairs matched by ``include`` and not by ``exclude``, sorted.
 
     Patterns are ``Path.glob`` patterns relative to each root (``**/*.py``, ``test/**``). An exclude
     pattern that matches a directory excludes everything below it (``Path.glob`` yields only
-    directories for a trailing ``**``).
+    directories for a trailing ``**``, and does not descend into symlinked directories, so a
+    directory loop cannot recur). A matched symlink that loops or points nowhere is counted in
+    ``skip`` by reason (``symlink_loop``, ``dangling_symlink``), once per path, like other skipped files.
     """
     found: set[tuple[Path, Path]] = set()
+    broken: dict[Path, str] = {}
     for root in roots:
         if not root.is_dir():
             raise FileNotFoundError(f"seed root {root} is not a directory")
         excluded = {path for pattern in exclude for path in root.glob(pattern)}
         for pattern in include:
             for path in root.glob(pattern):
-                if path.is_file() and not (path in excluded or excluded.intersection(path.parents)):
+                if path in excluded or excluded.intersection(path.parents):
+                    continue
+                if path.is_symlink() and (reason := _broken_link(path)):
+                    broken[path] = reason
+                elif path.is_file():
                     found.add((root, path))
+    if skip is not None:
+        skip.update(broken.values())
     return sorted(found)
 
 

@@ -46,6 +46,7 @@ WARMUP_RATIO = 0.05
 NO_CLIPPING = -1.0  # the reference's --max_grad_norm -1; Trainer and DeepSpeed clip only when > 0
 TRAIN_STATS_NAME = "train_stats.json"
 LOSS_TSV_NAME = "loss.tsv"  # one row per optimizer step: step, epoch, loss, learning_rate
+TRAINING_ARGS_NAME = "training_args.bin"  # what Trainer.save_model adds beside the weights
 TRAINER_STATE_NAME = "trainer_state.json"  # the Trainer writes it last into a checkpoint
 
 LOSS_WEIGHTINGS = ("example", "token")
@@ -580,7 +581,7 @@ def train(options: argparse.Namespace) -> None:
         "bf16": on_gpu,
         "seed": options.seed,
         "dropout_zeroed": dropout_zeroed,
-        "resumed_from": resume_from,
+        "resumed_from": Path(resume_from).name if resume_from else None,  # no machine path in the model dir
         "optimizer": optimizer_settings(trainer.optimizer),
         "train_seconds": round(result.metrics.get("train_runtime", 0.0), 3),
         "log": step_log(trainer.state.log_history),
@@ -598,6 +599,8 @@ def save_final_model(trainer: Any, tokenizer: Any, output: Path, stats: Mapping[
     trainer.accelerator.wait_for_everyone()
     trainer.save_model(str(staging))
     if trainer.is_world_process_zero():
+        # The pickled TrainingArguments hold machine paths (work and cache dirs) and no weights: not published.
+        (staging / TRAINING_ARGS_NAME).unlink(missing_ok=True)
         tokenizer.chat_template = instruct_chat_template()
         tokenizer.save_pretrained(str(staging))
         write_json(staging / TRAIN_STATS_NAME, dict(stats))

@@ -7,8 +7,10 @@ plumbing (rendering, parsing, execution, filtering, dedup, SFT) end to end, whil
 means nothing. Inputs it has not seen get copies of training completions or broken text.
 
 Training is a plain torch loop: every document is one sequence ending in EOS, documents of similar
-length share a batch, padding is masked out of the loss, and training stops at a wall-clock budget
-and/or a step limit.
+length share a batch, padding is masked out of the loss, and training runs a fixed number of steps.
+Nothing depends on the clock: the learning-rate schedule is a function of the step alone, so the same
+seed and thread count give the same weights on an idle or a busy machine. An optional time ceiling
+fails the job instead of cutting training short (a shorter run would be a different model).
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "batch_tokens": 2048,
     "log_every": 10,
 }
+
+
+class TeacherTimeout(RuntimeError):
+    """Training ran past its wall-clock ceiling; the job fails rather than save a shorter-trained model."""
 
 
 def train_tokenizer(files: list[Path], extra_texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
@@ -171,19 +177,21 @@ def train_teacher(
     documents: list[str],
     tokenizer_files: list[Path],
     out_dir: Path,
-    seconds: float,
+    steps: int,
     seed: int,
     model_config: dict[str, Any],
     threads: int,
     log: Callable[[str], None],
-    max_steps: int | None = None,
+    max_seconds: float | None = None,
 ) -> dict[str, Any]:
-    """Train the toy teacher on ``documents`` and save model + tokenizer to ``out_dir``; return stats.
+    """Train the toy teacher for ``steps`` optimiser steps and save model + tokenizer to ``out_dir``; return stats.
 
-    Stops after ``seconds`` of training or ``max_steps`` steps, whichever comes first. ``model_config``
-    holds architecture overrides (``MODEL_DEFAULTS``) and training settings (``TRAINING_DEFAULTS``).
-    With a step limit and no time limit hit, a rerun with the same seed reproduces the same weights.
+    ``model_config`` holds architecture overrides (``MODEL_DEFAULTS``) and training settings
+    (``TRAINING_DEFAULTS``). A rerun with the same seed and ``threads`` reproduces the same weights.
+    ``max_seconds``, if set, raises ``TeacherTimeout`` when training runs longer, and nothing is saved.
     """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
     if not documents:
         raise ValueError("train_teacher needs at least one document")
     empty = [i for i, doc in enumerate(documents) if not doc.strip()]
@@ -224,10 +232,14 @@ def train_teacher(
     curve: list[dict[str, float]] = []
     train_start = time.perf_counter()
     order: list[int] = []
-    while True:
+    while step < steps:
         elapsed = time.perf_counter() - train_start
-        if elapsed >= seconds or (max_steps is not None and step >= max_steps):
-            break
+        if max_seconds is not None and elapsed > max_seconds:
+            raise TeacherTimeout(
+                f"teacher: {step} of {steps} steps done after {elapsed:.0f} s, over the {max_seconds:g} s ceiling "
+                "(model.teacher.seconds); raise it or lower model.teacher.steps. Training is not cut short, "
+                "because a shorter run would be a different model."
+            )
         if not order:
             order = list(range(len(batches)))
             random.shuffle(order)
@@ -239,9 +251,9 @@ def train_teacher(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), training["max_grad_norm"])
-        # Warmup, then a linear decay to the end of the budget (time or steps): the last steps settle
-        # on the memorised text instead of bouncing around it at full learning rate.
-        done = max(elapsed / seconds, step / max_steps if max_steps else 0.0)
+        # Warmup, then a linear decay to the last step: the last steps settle on the memorised text
+        # instead of bouncing around it at full learning rate. The step alone decides (never the clock).
+        done = step / steps
         for group in optimizer.param_groups:
             group["lr"] = training["learning_rate"] * min((step + 1) / warmup, max(0.02, 1.0 - done))
         optimizer.step()
@@ -254,8 +266,6 @@ def train_teacher(
             log(f"teacher: step {step} epoch {epoch} loss {loss.item():.4f} {tokens / elapsed:.0f} tok/s {elapsed:.1f}s")
 
     train_seconds = time.perf_counter() - train_start
-    if max_steps is not None and step < max_steps:
-        log(f"teacher: stopped by the {seconds:.0f} s ceiling after {step} of {max_steps} steps")
     model.eval()
     save_atomically(model, tokenizer, Path(out_dir))
     final_loss = sum(losses[-10:]) / len(losses[-10:]) if losses else float("nan")

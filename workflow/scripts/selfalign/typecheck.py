@@ -24,7 +24,6 @@ function is left as it was.
 from __future__ import annotations
 
 import ast
-import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -40,6 +39,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .lifetime import guarded
 
 PYRIGHT_OK, PYRIGHT_ERRORS = 0, 1  # pyright's exit codes: no errors / some errors; anything else is a failure
 
@@ -157,16 +158,15 @@ def _pyright_env() -> dict[str, str]:
 
 
 def _run(command: list[str], cwd: str, timeout: float) -> tuple[int, str, str]:
-    # A session of its own, so a timeout kills node too and not only the Python wrapper that started it.
+    # pyright is a Python wrapper that starts node. Under the guardian both stay in the job's process group
+    # (a kill of the job reaches them), die when this process dies, and die together on a timeout.
     process = subprocess.Popen(
-        command, cwd=cwd, env=_pyright_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
+        guarded(command), cwd=cwd, env=_pyright_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):  # it may have exited just now
-            os.killpg(process.pid, signal.SIGKILL)
+        process.terminate()  # the guardian kills everything below it, then itself
         process.communicate()
         raise _PyrightFailure("pyright_timeout", f"no result within {timeout:g} s") from None
     return process.returncode, stdout, stderr

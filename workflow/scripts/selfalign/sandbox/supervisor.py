@@ -7,7 +7,8 @@ filter, peak memory) is bound next to it and loaded from its file.
 
 Protocol: one JSON request per line on stdin (``program``, ``uid``, ``limits``, ``start``), one JSON
 answer per line on stdout (``returncode``, ``timed_out``, ``stdout``, ``stderr``, ``seconds``,
-``peak_memory_mb``). EOF on stdin ends the supervisor, and with it the sandbox.
+``peak_memory_mb``). EOF on stdin ends the supervisor, and with it the sandbox, also in the middle of a
+sample (the job that started the pool died).
 
 Each sample gets a process tree of its own (why each step):
   supervisor --fork--> Z, the zygote, once, before the first request is read: every sample's
@@ -357,9 +358,12 @@ def run_one(request: dict, keep: set[str], slot: _Slot) -> dict:
     with selectors.DefaultSelector() as selector:
         for fd in (slot.out_r, slot.err_r, slot.pidfd):
             selector.register(fd, selectors.EVENT_READ)
+        # The host sends the next request only after this answer, so stdin turning readable now means EOF:
+        # the job died (even by SIGKILL). End the sample and the sandbox now, not at the wall limit.
+        selector.register(0, selectors.EVENT_READ)
         # Until the sample's namespace is gone (its init exits when the sample does) and both pipes
         # are drained; a daemon cannot keep them open, as it dies with the namespace.
-        while not exited or len(selector.get_map()) > 0:
+        while not exited or len(selector.get_map()) > 1:  # stdin stays registered
             remaining = deadline - time.monotonic()
             if remaining <= 0 and not exited:
                 timed_out = exited = True
@@ -371,6 +375,9 @@ def run_one(request: dict, keep: set[str], slot: _Slot) -> dict:
             if not events and exited:
                 break  # a writer outlived the namespace: cannot happen, but never hang on it
             for key, _ in events:
+                if key.fd == 0:
+                    slot.kill()  # the job that started the pool died: end the sample and the sandbox now
+                    os._exit(0)
                 if key.fd == slot.pidfd:
                     exited = True
                     selector.unregister(slot.pidfd)
