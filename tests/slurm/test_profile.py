@@ -163,3 +163,25 @@ def test_the_15b_preset_dry_run_uses_vllm_one_node_and_a_plan_that_fits(tmp_path
     found = dict(line.split() for line in envs.stdout.splitlines() if line.count(" ") == 1)
     assert {found[rule] for rule in found if rule != "train_sft"} == {"../envs/generate-vllm.yaml"}, found
     assert found["train_sft"] == "../envs/train.yaml"
+
+
+def test_every_environment_variable_the_docs_name_is_read_somewhere() -> None:
+    """The docs, the profile and the code agree: a variable users are told to export is used."""
+    import re as regex
+
+    docs = "\n".join((REPO / name).read_text() for name in ("README.md", "config/README.md", "profiles/slurm/config.yaml"))
+    named = set(regex.findall(r"\b((?:SNAKEMAKE_SLURM|SBATCH|SELFALIGN)_[A-Z_]+)\b", docs))
+    assert "SNAKEMAKE_SLURM_GPU_PARTITION" in named
+    sbatch_own = {"SBATCH_ACCOUNT", "SBATCH_QOS", "SBATCH_PARTITION"}  # read by sbatch itself
+    plugin = {"SNAKEMAKE_SLURM_PARTITIONS"}  # read by snakemake-executor-plugin-slurm
+    sources = "\n".join(
+        path.read_text(errors="replace")
+        for pattern in ("workflow/**/*.smk", "workflow/**/*.py", "workflow/Snakefile", "install.sh", "profiles/**/*.yaml")
+        for path in REPO.glob(pattern)
+    )
+    import snakemake_executor_plugin_slurm
+
+    plugin_source = "\n".join(p.read_text() for p in Path(snakemake_executor_plugin_slurm.__file__).parent.glob("*.py"))
+    for name in sorted(named - sbatch_own):
+        read_by_plugin = name in plugin and name in plugin_source
+        assert read_by_plugin or regex.search(rf"\${{?{name}\b|environ(?:\.get)?\(?\[?\"{name}\"", sources), name
