@@ -20,5 +20,5 @@ def test_instruct_parts_hand_over_the_signature():
     problem = read_problems()["HumanEval/0"]
     signature = problem["prompt"].strip()
     instruction, prefix = instruct_parts(problem)
-    assert instruction == "Write a Python function to solve the given task:\n```python\n" + signature + "\n```"
+    assert instruction == "Complete the Python function below so that it does what its docstring says:\n```python\n" + signature + "\n```"
     assert prefix == "```python\n" + signature

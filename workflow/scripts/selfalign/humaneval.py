@@ -32,5 +32,5 @@ COMPLETION_STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert 
 def instruct_parts(problem: dict) -> tuple[str, str]:
     """(instruction, response prefix): the model is handed the signature and continues the body."""
     signature = problem["prompt"].strip()
-    instruction = f"Write a Python function to solve the given task:\n```python\n{signature}\n```"
+    instruction = f"Complete the Python function below so that it does what its docstring says:\n```python\n{signature}\n```"
     return instruction, f"```python\n{signature}"
