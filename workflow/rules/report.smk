@@ -86,7 +86,11 @@ rule scores:
 
 
 # The stages that keep their dropped records (selfalign/stages.py): the data section samples them.
-DROPPED = stage_table().dropped_paths(SHARDS)
+DROPPED = {
+    stage: paths
+    for stage, paths in stage_table().dropped_paths(SHARDS).items()
+    if stage != "judge" or config["seeds"]["judge"]["enabled"]
+}
 
 
 rule report_sections:

@@ -140,6 +140,7 @@ rule judge_seeds:
         fewshot=workflow.source_path("../resources/fewshot/docstring_judge.yaml"),
     output:
         shard="results/seeds/judged/{shard}.jsonl",
+        removed="results/seeds/judged/{shard}.removed.jsonl",
         stats="results/seeds/judged/{shard}.stats.json",
     params:
         judge=section("seeds", "judge"),
@@ -167,6 +168,7 @@ rule near_dedup_seeds:
         judged_seeds(),
     output:
         clusters="results/seeds/near_dedup/clusters.json",
+        removed="results/seeds/near_dedup/removed.jsonl",
         stats="results/seeds/near_dedup/clusters.stats.json",
         shards=shard_paths("results/seeds/final/{shard}.jsonl"),
         shard_counts="results/seeds/final/stats.json",

@@ -6,7 +6,7 @@ from selfalign.backends import BackendChoice, open_backend
 from selfalign.fewshot import load_judge_fewshot
 from selfalign.records import read_stage
 from selfalign.rulekit import progress_logger, shard_name, start_logging
-from selfalign.shards import StageStats, write_jsonl
+from selfalign.shards import StageStats, publish_together, write_jsonl
 
 
 def main() -> None:
@@ -19,16 +19,20 @@ def main() -> None:
     records = list(read_stage(snakemake.input.shard, "seeds"))
     stats.seen(len(records))
     # (with seeds.judge.enabled false the rule is not in the DAG: near-dedup reads the decontaminated shards)
-    kept = []
+    kept, removed = [], []
     if records:  # an empty shard loads no model
         backend = open_backend(
             choice, str(snakemake.input.model), snakemake.threads, progress_logger(log, "judge requests"), job=snakemake.rule
         )
         log.info("judging %d seeds with %s", len(records), settings)
-        kept = judge.judge_stage(records, load_judge_fewshot(snakemake.input.fewshot), backend, settings, stats)
+        fewshot = load_judge_fewshot(snakemake.input.fewshot)
+        kept = judge.judge_stage(records, fewshot, backend, settings, stats, removed)
         stats.versions = backend.versions()
-    stats.kept(write_jsonl(snakemake.output.shard, kept))
-    log.info("%s", stats.write(snakemake.output.stats))
+    out = snakemake.output
+    with publish_together(*out) as pub:  # the shard, its dropped seeds and its stats appear together
+        stats.kept(write_jsonl(pub.path(out.shard), kept))
+        write_jsonl(pub.path(out.removed), removed)
+        log.info("%s", stats.write(pub.path(out.stats)))
 
 
 # A main guard: vLLM may start its engine in a spawned process, which imports this script again as

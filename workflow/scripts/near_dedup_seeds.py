@@ -53,10 +53,18 @@ def final_shard(source: str, target: str) -> int:
 
 
 # Clusters, stats and every final shard appear together at the end: a kill leaves none of them.
-with publish_together(out.clusters, out.stats, *out.shards, out.shard_counts) as pub:
+with publish_together(out.clusters, out.removed, out.stats, *out.shards, out.shard_counts) as pub:
     write_json(
         pub.path(out.clusters),
         {"rows": rows, "dropped": dropped, "representative": {k: v for k, v in representative.items() if k != v}},
+    )
+    # every dropped seed with its reason and the seed it duplicates (the report samples them)
+    write_jsonl(
+        pub.path(out.removed),
+        (
+            {"seed_id": seed_id, "stage": "near_dedup", "reason": reason, "representative": representative.get(seed_id)}
+            for seed_id, reason in dropped.items()
+        ),
     )
     per_shard_kept = {
         shard_name(target): final_shard(source, pub.path(target))

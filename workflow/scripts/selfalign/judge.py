@@ -141,17 +141,31 @@ class JudgeSettings:
         )
 
 
+def removed_record(record: Record, reason: str, answer: str | None = None) -> Record:
+    """One row of ``judged/{shard}.removed.jsonl``: the seed, why it was dropped, the model's answer."""
+    return {"seed_id": record["seed_id"], "source": record["source"], "stage": "judge", "reason": reason,
+            "answer": answer, "seed": record["seed"]}  # fmt: skip
+
+
 def judge_stage(
-    records: list[Record], fewshot: JudgeFewShot, backend: GenerationBackend, settings: JudgeSettings, stats: StageStats
+    records: list[Record],
+    fewshot: JudgeFewShot,
+    backend: GenerationBackend,
+    settings: JudgeSettings,
+    stats: StageStats,
+    removed: list[Record] | None = None,
 ) -> list[Record]:
     """The seeds whose docstring the model judges good enough to re-implement the function; every other
-    seed is counted by reason (no docstring, prompt too long, judged no). The answers go to ``stats.extra``."""
+    seed is counted by reason (no docstring, prompt too long, judged no) and, with ``removed``, appended
+    there (``removed_record``). The answers go to ``stats.extra``."""
+    removed = [] if removed is None else removed
     limit = min(settings.max_prompt_tokens, backend.max_context - JUDGE_MAX_NEW_TOKENS)
     candidates, requests = [], []
     for record in records:
         parts = split_docstring(record["seed"])
         if parts is None:
             stats.drop("no_docstring")
+            removed.append(removed_record(record, "no_docstring"))
             continue
         code, docstring = parts
         # Shot order is reshuffled per prompt with a seed derived from the seed's content id, so a
@@ -159,6 +173,7 @@ def judge_stage(
         prompt = judge_prompt(fewshot, code, docstring, seed=int(record["seed_id"][2:10], 16), shots=settings.shots)
         if backend.count_tokens(prompt) > limit:
             stats.drop("prompt_too_long")
+            removed.append(removed_record(record, "prompt_too_long"))
             continue
         candidates.append(record)
         requests.append(GenerationRequest(prompt=prompt, spec=JUDGE_SAMPLING, key=record["seed_id"]))
@@ -172,5 +187,6 @@ def judge_stage(
         else:
             answers["no"] += 1
             stats.drop("judged_no")
+            removed.append(removed_record(record, "judged_no", completion.text))
     stats.extra["answers"] = answers
     return kept

@@ -76,10 +76,12 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "judge", "docstring judge", "results/seeds/judged/{shard}.stats.json", ("seeds",),
         "Docstring judge: the base model, few-shot and greedy, judges whether the docstring matches the code.",
+        Dropped("results/seeds/judged/{shard}.removed.jsonl"),
     ),
     Stage(
         "near_dedup", "near-dedup", "results/seeds/near_dedup/clusters.stats.json", ("seeds",),
         "Near-dedup: MinHash-LSH over word 5-grams; one representative per cluster.",
+        Dropped("results/seeds/near_dedup/removed.jsonl"),
     ),
     Stage(
         "concepts", "seed -> concepts", "results/instruct/concepts/{shard}.stats.json", ("generation",),
