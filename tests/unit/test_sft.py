@@ -341,3 +341,27 @@ def test_offload_sets_what_deepspeed_needs_for_a_client_optimizer() -> None:
     assert "offload_optimizer" not in deepspeed_config(3, offload_optimizer=False)["zero_optimization"]
     with pytest.raises(ValueError, match="ZeRO stage 1 or higher"):
         deepspeed_config(0, offload_optimizer=True)
+
+
+def test_checkpoints_of_another_run_are_not_resumed(tmp_path: Path) -> None:
+    """A rerun with another SFT set (or settings) starts over instead of resuming a finished old run."""
+    from selfalign.sft import RUN_KEY_NAME, clear_stale_checkpoints, parse_args, run_key
+
+    data = tmp_path / "sft.jsonl"
+    write_jsonl(data, ROWS)
+    options = parse_args(["--model", "m", "--data", str(data), "--output", str(tmp_path / "out"), "--zero-stage", "2"])
+    checkpoints = tmp_path / "out.checkpoints"
+    (checkpoints / "checkpoint-16").mkdir(parents=True)
+    (checkpoints / "checkpoint-16" / "trainer_state.json").write_text("{}")
+    assert clear_stale_checkpoints(checkpoints, run_key(options))  # no key recorded: not known to be this run's
+    assert not (checkpoints / "checkpoint-16").exists() and (checkpoints / RUN_KEY_NAME).is_file()
+
+    (checkpoints / "checkpoint-4").mkdir()
+    assert not clear_stale_checkpoints(checkpoints, run_key(options))  # same data, same settings: resume
+    assert (checkpoints / "checkpoint-4").exists()
+    write_jsonl(data, ROWS[:-1])  # the SFT set changed
+    assert clear_stale_checkpoints(checkpoints, run_key(options))
+    assert not (checkpoints / "checkpoint-4").exists()
+    (checkpoints / "checkpoint-4").mkdir()
+    options.lr = 2e-5  # a setting changed
+    assert clear_stale_checkpoints(checkpoints, run_key(options))

@@ -392,6 +392,32 @@ def loss_tsv(log_history: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+RUN_KEY_NAME = "run_key.json"  # in the checkpoint dir: what the checkpoints were trained on
+
+
+def run_key(options: argparse.Namespace) -> dict[str, Any]:
+    """What a checkpoint must have been trained on for a rerun to resume from it: the data's bytes, the
+    base model, every training setting (a changed SFT set or setting must start over, not resume)."""
+    import hashlib
+
+    digest = hashlib.sha256(Path(options.data).read_bytes()).hexdigest()
+    settings = {k: v for k, v in sorted(vars(options).items()) if k not in ("data", "output", "checkpoint_dir", "expect_gpus")}
+    return {"data_sha256": digest, **{k: str(v) for k, v in settings.items()}}
+
+
+def clear_stale_checkpoints(checkpoint_dir: Path, key: Mapping[str, Any]) -> bool:
+    """Remove the checkpoints of another run (other data, model or settings); record this run's key.
+    Returns whether anything was removed."""
+    marker = checkpoint_dir / RUN_KEY_NAME
+    stale = checkpoint_dir.is_dir() and (not marker.is_file() or json.loads(marker.read_text()) != dict(key))
+    if stale:
+        logger.warning("%s holds checkpoints of another SFT run (data or settings changed): starting over", checkpoint_dir)
+        shutil.rmtree(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(dict(key), sort_keys=True))
+    return stale
+
+
 def last_complete_checkpoint(checkpoint_dir: Path) -> str | None:
     """The newest ``checkpoint-N`` that holds a trainer state; newer, incomplete ones are removed.
 
@@ -540,8 +566,9 @@ def train(options: argparse.Namespace) -> None:
     trainer.remove_callback(PrinterCallback)  # its raw dicts: StepProgress logs the same, readably
     trainer.add_callback(step_progress_callback())
     probe = MemoryProbe(on_gpu)
-    # Only rank 0 may remove an incomplete checkpoint; the others wait, then all agree on the same one.
+    # Only rank 0 may remove an incomplete or stale checkpoint; the others wait, then all agree on the same one.
     if main_process:
+        clear_stale_checkpoints(checkpoint_dir, run_key(options))
         last_complete_checkpoint(checkpoint_dir)
     trainer.accelerator.wait_for_everyone()
     resume_from = last_complete_checkpoint(checkpoint_dir)
