@@ -7,6 +7,7 @@ says why: the rule, the job's ``CUDA_VISIBLE_DEVICES`` and the torch build.
 
 from __future__ import annotations
 
+import logging
 import os
 
 
@@ -28,6 +29,10 @@ def visible_gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+# Only for a Slurm test cluster with fake GPUs (GRES device files, no driver): GPU jobs run on the CPU.
+ALLOW_NO_GPU = "SELFALIGN_ALLOW_NO_GPU"
+
+
 def require_gpus(rule: str, expected: int) -> int:
     """Raise ``NoGPUError`` when ``expected`` > 0 GPUs were given to the job but torch sees fewer;
     return the count torch sees. ``expected`` 0 (a CPU run) checks nothing."""
@@ -35,6 +40,9 @@ def require_gpus(rule: str, expected: int) -> int:
         return visible_gpus()
     seen = visible_gpus()
     if seen >= expected:
+        return seen
+    if os.environ.get(ALLOW_NO_GPU) == "1":  # a test cluster whose GPUs are device files without a driver
+        logging.getLogger(__name__).warning("%s: %d GPU(s) given, %d seen; running on CPU (%s=1)", rule, expected, seen, ALLOW_NO_GPU)
         return seen
     import torch
 
