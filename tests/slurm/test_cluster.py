@@ -148,6 +148,12 @@ def pipeline(slurm_cluster: Cluster, tmp_path_factory) -> tuple[Path, list[dict[
     sft_set = workdir / "results" / "sft" / "train.jsonl"
     if not sft_set.read_text().strip():
         sft_set.write_text("".join(json.dumps(row) + "\n" for row in FALLBACK_SFT_PAIRS))
+        # its readers check the record count against the producer's stats: record the replacement there too
+        stats_path = sft_set.with_name("train.stats.json")
+        stats = json.loads(stats_path.read_text())
+        stats["out"] = len(FALLBACK_SFT_PAIRS)
+        stats["in"] = stats["out"] + sum(stats["dropped"].values())
+        stats_path.write_text(json.dumps(stats))
     result = run_snakemake(slurm_cluster, workdir)
     if result.returncode != 0:
         pytest.fail(failure_report(workdir, result))
