@@ -24,6 +24,7 @@ from selfalign.fewshot import (
 REPO = Path(__file__).resolve().parents[2]
 INSTRUCT_PATH = REPO / "workflow" / "resources" / "fewshot" / "self_oss_instruct.yaml"
 SC2_PATH = REPO / "workflow" / "resources" / "fewshot" / "self_oss_instruct_sc2.yaml"
+DEMO_PATH = REPO / "workflow" / "resources" / "fewshot" / "self_oss_instruct_demo.yaml"  # the demo teacher's
 FIXTURES = REPO / "tests" / "fixtures" / "fewshot"
 JUDGE_PATH = REPO / "workflow" / "resources" / "fewshot" / "docstring_judge.yaml"
 CODE_BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
@@ -31,7 +32,10 @@ CODE_BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 INSTRUCT = load_instruct_fewshot(INSTRUCT_PATH)
 SC2_FILE = load_instruct_fewshot(SC2_PATH)
 JUDGE = load_judge_fewshot(JUDGE_PATH)
+DEMO_FILE = load_instruct_fewshot(DEMO_PATH)
 ALL_EXAMPLES = [(f.format.name, e) for f in (INSTRUCT, SC2_FILE) for e in f.examples]
+# every file's examples run in the sandbox, the demo's short ones too
+RUNNABLE_EXAMPLES = [*ALL_EXAMPLES, *(("sca", e) for e in DEMO_FILE.examples)]
 
 
 def program_of(example: InstructExample) -> str:
@@ -99,11 +103,11 @@ def test_instruction_names_what_the_response_defines(example: InstructExample) -
 def test_every_response_passes_its_tests_in_the_sandbox() -> None:
     # The same program assembly and sandbox as the execution stage: a shot that fails there would
     # teach the model to write failing tests.
-    programs = [build_program(example.response, example.tests).program for _, example in ALL_EXAMPLES]
+    programs = [build_program(example.response, example.tests).program for _, example in RUNNABLE_EXAMPLES]
     verdicts = run_many(BubblewrapSandbox(), programs, Limits(wall_seconds=30), workers=2)
     failed = {
         f"{fmt}:{example.id}": verdict.stderr_tail[-500:]
-        for (fmt, example), verdict in zip(ALL_EXAMPLES, verdicts, strict=True)
+        for (fmt, example), verdict in zip(RUNNABLE_EXAMPLES, verdicts, strict=True)
         if verdict.status != "pass"
     }
     assert not failed, failed
