@@ -243,3 +243,15 @@ def test_train_stats_name_matches_the_sft_and_report_needs_no_torch():
     scripts = Path(__file__).resolve().parents[2] / "workflow" / "scripts"
     result = subprocess.run([sys.executable, "-c", code], cwd=scripts, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_pairs_without_lineage_ids_are_shown_without_siblings(tmp_path) -> None:
+    """An SFT set edited by hand (no lineage ids) still renders: such pairs just have no siblings."""
+    from selfalign import lineage
+    from selfalign.shards import write_jsonl
+
+    verdicts = tmp_path / "verdicts.jsonl"
+    write_jsonl(verdicts, [{"instruction_id": "i1", "response_id": "r1", "verdict": "pass"}])
+    pairs = [lineage.Pair({"instruction": "x", "response": "y"}), lineage.Pair({"instruction_id": "i1", "response_id": "r1"})]
+    lineage.add_siblings(pairs, [verdicts])
+    assert not pairs[0].siblings and pairs[1].siblings == {"pass": 1}

@@ -45,14 +45,15 @@ def sample_pairs(sft_path: str | Path, k: int, seed: int) -> list[Pair]:
 
 def add_siblings(pairs: Sequence[Pair], verdict_paths: Iterable[str | Path]) -> None:
     """Fill in each pair's verdict record and the verdicts of every sample of its instruction."""
-    by_instruction = {pair.record["instruction_id"]: pair for pair in pairs}
+    # a pair without lineage ids (written by hand, not by this workflow) is shown without its siblings
+    by_instruction = {pair.record["instruction_id"]: pair for pair in pairs if "instruction_id" in pair.record}
     for path in verdict_paths:
         for record in read_jsonl(path, {"instruction_id": str, "response_id": str, "verdict": str}):
             pair = by_instruction.get(record["instruction_id"])
             if pair is None:
                 continue
             pair.siblings[record["verdict"]] += 1
-            if record["response_id"] == pair.record["response_id"]:
+            if record["response_id"] == pair.record.get("response_id"):
                 pair.verdict = record
 
 
