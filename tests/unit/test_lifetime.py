@@ -164,8 +164,8 @@ def test_the_guardian_passes_on_exit_codes_and_output_and_cleans_up_after_the_co
 
 SANDBOX_JOB = (
     "import sys\n"
-    "from selfalign.sandbox import Limits, make_sandbox, run_many\n"
-    "sandbox = make_sandbox(sys.argv[1] if len(sys.argv) > 1 else 'pool')\n"
+    "from selfalign.sandbox import ExecutionSettings, Limits, make_sandbox, run_many\n"
+    "sandbox = make_sandbox(ExecutionSettings(backend=sys.argv[1] if len(sys.argv) > 1 else 'pool'))\n"
     "program = 'import time\\ntime.sleep(120)  # sandboxed-sleeper'\n"
     "run_many(sandbox, [program, program], Limits(wall_seconds=120, cpu_seconds=120), workers=2)\n"
 )
