@@ -151,6 +151,8 @@ def test_report_funnel_numbers_equal_the_stats_files(run, report):
         stats = json.loads(path.read_text())
         if not isinstance(stats, dict) or "stage" not in stats or stats["stage"] in NOT_FUNNEL:
             continue
+        if "in" not in stats:  # seeds/final/stats.json: the final shards' counts for their readers, not a stage
+            continue
         row = expected[stats["stage"]]
         row[0] += stats["in"]
         row[1] += stats["out"]
