@@ -3,6 +3,7 @@
 
 rule train_teacher:
     input:
+        preflight=ancient("results/preflight.json"),
         instruct_fewshot=instruct_fewshot(),
         judge_fewshot=workflow.source_path("../resources/fewshot/docstring_judge.yaml"),
     output:
