@@ -11,58 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+from proctree import left as _left
+from proctree import short as _short
+from proctree import stat as _stat
+from proctree import tree as _tree
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "workflow" / "scripts"
-
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, start time) of a process, None if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()
-    except OSError:
-        return None
-    return fields[0].decode(), int(fields[19])
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return "?"
-
-
-def _short(command: str) -> str:
-    return command if len(command) < 160 else command[:160] + " ..."
-
-
-def _tree(root: int) -> dict[int, tuple[int, str]]:
-    """Every live process below ``root``: pid -> (start time, command line)."""
-    parents = {}
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_bytes().rpartition(b")")[2].split()[1])
-        except OSError:
-            continue
-    found, todo = {}, [pid for pid, parent in parents.items() if parent == root]
-    while todo:
-        pid = todo.pop()
-        if (state := _stat(pid)) and state[0] != "Z":
-            found[pid] = (state[1], _cmdline(pid))
-        todo.extend(child for child, parent in parents.items() if parent == pid)
-    return found
-
-
-def _left(snapshot: dict[int, tuple[int, str]], wait: float = 10.0) -> list[str]:
-    """The command lines of the processes in ``snapshot`` still running after ``wait`` seconds."""
-    deadline = time.monotonic() + wait
-    while True:
-        alive = [
-            cmd for pid, (start, cmd) in snapshot.items()
-            if (state := _stat(pid)) and state[1] == start and state[0] != "Z"
-        ]
-        if not alive or time.monotonic() > deadline:
-            return alive
-        time.sleep(0.2)
 
 
 def _start_job(code: str) -> subprocess.Popen:

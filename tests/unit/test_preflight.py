@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from selfalign.preflight_checks import PreflightSettings, check_gpu_partition, check_model, check_sources, run_checks
+from selfalign.preflight_checks import PreflightSettings, check_model, check_sources, run_checks
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +66,6 @@ def test_source_trees_must_exist_and_hold_python_files(tmp_path: Path) -> None:
 def test_no_seed_source_at_all_is_an_error() -> None:
     (message,) = check_sources(PreflightSettings(stdlib=False))
     assert message.startswith("config sources: no seed source")
-
-
-def test_the_gpu_partition_variable_is_required_with_slurm() -> None:
-    assert check_gpu_partition({}, slurm=False) == []
-    (message,) = check_gpu_partition({}, slurm=True)
-    assert "SNAKEMAKE_SLURM_GPU_PARTITION" in message
-    assert check_gpu_partition({"SNAKEMAKE_SLURM_GPU_PARTITION": "a100"}, slurm=True) == []
 
 
 def test_run_checks_collects_every_problem(tmp_path: Path) -> None:

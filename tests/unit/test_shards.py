@@ -9,7 +9,6 @@ from selfalign.shards import (
     RecordError,
     StageStats,
     atomic_writer,
-    finish_if_empty,
     publish_together,
     read_json,
     read_jsonl,
@@ -145,13 +144,3 @@ def test_publish_together_makes_all_outputs_appear_at_the_end_and_none_on_failur
         with publish_together(tmp_path / "c" / "x.jsonl", tmp_path / "c" / "y.json") as pub:
             write_jsonl(pub.path(tmp_path / "c" / "x.jsonl"), [])
     assert list((tmp_path / "c").iterdir()) == []
-
-
-def test_an_empty_input_shard_ends_the_stage_before_any_model_is_loaded(tmp_path):
-    stats = StageStats("judge", "00")
-    assert not finish_if_empty([{"seed_id": "s-1"}], stats, tmp_path / "00.jsonl", tmp_path / "00.stats.json")
-    assert not (tmp_path / "00.jsonl").exists()
-    assert finish_if_empty([], stats, tmp_path / "00.jsonl", tmp_path / "00.stats.json")
-    assert (tmp_path / "00.jsonl").read_text() == ""
-    written = read_json(tmp_path / "00.stats.json")
-    assert (written["in"], written["out"], written["model_loaded"]) == (0, 0, False)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -25,9 +24,9 @@ from selfalign.generation import Completion, GenerationRequest, SamplingSpec, St
 from selfalign.shards import StageStats
 from selfalign.vllm_backends import OpenAIBackend, map_finish, sampling_options
 from selfalign.teacher import build_model, train_tokenizer
+from vllm_server import VLLM_ENV, VLLM_PYTHON, free_port, vllm_server
 
 REPO = Path(__file__).resolve().parents[2]
-VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
 FEWSHOT = load_instruct_fewshot(REPO / "workflow" / "resources" / "fewshot" / "self_oss_instruct.yaml")
 CONTEXT = 4096  # the few-shot responses are long in this tiny tokenizer's tokens
 TEXTS = ["def add(a, b):\n    return a + b\n" * 20, "for item in items:\n    print(item)\n" * 20]
@@ -37,7 +36,6 @@ COMMON_CHARACTERS = ("e", "t", " ", "\n")  # OpenAI-compatible servers take at m
 # split over steps; a token budget above everything the tests have in flight keeps prefills whole.
 # GPU generators support offsets, so GPU runs need no such setting.
 MAX_BATCHED_TOKENS = 65536
-VLLM_ENV = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 needs_vllm = pytest.mark.skipif(
     not VLLM_PYTHON.exists(), reason=f"{VLLM_PYTHON.relative_to(REPO)} missing: run `bash install.sh --test`"
@@ -78,50 +76,15 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A vLLM OpenAI-compatible server for the tiny model; yields its base URL (``.../v1``)."""
-    if not VLLM_PYTHON.exists():
-        pytest.skip(f"{VLLM_PYTHON.relative_to(REPO)} missing: run `bash install.sh --test`")
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("vllm-server") / "server.log"
-    argv = [
-        str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(model_dir), "--served-model-name", "tiny",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--max-model-len", str(CONTEXT), "--enforce-eager", "--enable-prefix-caching", "--seed", "0",
-        "--max-num-batched-tokens", str(MAX_BATCHED_TOKENS),
+    options = [
+        "--served-model-name", "tiny", "--max-model-len", str(CONTEXT), "--enforce-eager",
+        "--enable-prefix-caching", "--seed", "0", "--max-num-batched-tokens", str(MAX_BATCHED_TOKENS),
     ]  # fmt: skip
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **VLLM_ENV})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 600  # start-up takes 20-80 s on a busy 2-core machine
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"vLLM server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"vLLM server not ready in 600 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(1)
-        yield f"{url}/v1"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with vllm_server(model_dir, options, tmp_path_factory.mktemp("vllm-server") / "server.log", 600) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +213,7 @@ def test_429_and_503_are_retried_with_the_same_request(model_dir: Path, monkeypa
 
 def test_transient_errors_are_retried_then_reported(model_dir: Path) -> None:
     # A port nobody listens on: connection refused on every attempt, retried, then raised.
-    dead = f"http://127.0.0.1:{_free_port()}/v1"
+    dead = f"http://127.0.0.1:{free_port()}/v1"
     started = time.monotonic()
     with pytest.raises(requests.ConnectionError):
         OpenAIBackend(

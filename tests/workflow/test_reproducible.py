@@ -27,6 +27,8 @@ import pytest
 import yaml
 
 from conftest import GUARD_SECONDS, REPO, SNAKEMAKE, small_config, snakemake, write_config
+from proctree import left as _left
+from proctree import tree as _tree
 
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 from selfalign.shards import RUN_HISTORY_KEYS, TIMING_KEYS, is_timing_file  # noqa: E402
@@ -102,45 +104,6 @@ def test_same_config_same_bytes(clean: dict[str, str], tmp_path: Path) -> None:
 # --- kill -9 at three points --------------------------------------------------------------------------------------
 
 
-def _stat(pid: int) -> tuple[str, int] | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()
-    except OSError:
-        return None
-    return fields[0].decode(), int(fields[19])
-
-
-def _tree(root: int) -> dict[int, tuple[int, str]]:
-    """Live processes below ``root``: pid -> (start time, first 160 characters of the command line)."""
-    parents = {}
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_bytes().rpartition(b")")[2].split()[1])
-        except OSError:
-            continue
-    found, todo = {}, [pid for pid, parent in parents.items() if parent == root]
-    while todo:
-        pid = todo.pop()
-        state = _stat(pid)
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:160]
-        except OSError:
-            command = "?"
-        if state and state[0] != "Z":
-            found[pid] = (state[1], command)
-        todo.extend(child for child, parent in parents.items() if parent == pid)
-    return found
-
-
-def _left(snapshot: dict[int, tuple[int, str]], wait: float = 15.0) -> list[str]:
-    deadline = time.monotonic() + wait
-    while True:
-        alive = [cmd for pid, (start, cmd) in snapshot.items() if (s := _stat(pid)) and s[1] == start and s[0] != "Z"]
-        if not alive or time.monotonic() > deadline:
-            return alive
-        time.sleep(0.2)
-
-
 def _kill_when(workdir: Path, ready: Callable[[dict[int, tuple[int, str]]], bool], what: str) -> None:
     """Run Snakemake in a process group of its own; SIGKILL the group once ``ready(tree)``; assert nothing is left."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -167,7 +130,7 @@ def _kill_when(workdir: Path, ready: Callable[[dict[int, tuple[int, str]]], bool
         log.close()
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    left = _left(tree)
+    left = _left(tree, wait=15.0)
     assert not left, f"left running after kill -9 {what}:\n" + "\n".join(left)
     # the rerun Snakemake asks for after a crash: release its lock, then redo the incomplete jobs
     unlock = snakemake("--unlock", "--cores", "1", "--directory", str(workdir), cwd=workdir)

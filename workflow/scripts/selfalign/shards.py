@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO, cast
 
@@ -301,29 +301,6 @@ class StageStats:
         stats = self.as_dict()
         write_json(path, stats)
         return stats
-
-
-def finish_if_empty(
-    records: Sequence[Record],
-    stats: StageStats,
-    shard: str | os.PathLike[str],
-    stats_path: str | os.PathLike[str],
-) -> bool:
-    """True, after writing the empty output ``shard`` and its stats together, if ``records`` is empty.
-
-    For a model stage (judge, generation), so that an empty input shard costs no model load: call it
-    after reading the input and before building the backend, and exit when it returns True::
-
-        if finish_if_empty(rows, stats, snakemake.output.shard, snakemake.output.stats):
-            raise SystemExit(0)
-    """
-    if records:
-        return False
-    stats.extra["model_loaded"] = False
-    with publish_together(shard, stats_path) as publication:
-        write_jsonl(publication.path(shard), [])
-        stats.write(publication.path(stats_path))
-    return True
 
 
 # Same config, same bytes: timings are the only run-to-run differences in the outputs. These keys of JSON
