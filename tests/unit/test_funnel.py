@@ -79,18 +79,27 @@ def test_the_stage_table_is_the_one_list_of_stages():
     # every stage the scripts or the library record stats for is in the table, and every table stage is recorded
     scripts = "\n".join(p.read_text() for p in (REPO / "workflow" / "scripts").rglob("*.py"))
     recorded = set(re.findall(r'StageStats\("(\w+)"', scripts)) | {"concepts", "instructions", "responses"}  # generate.py: StageStats(step)
-    not_in_funnel = {"fetch_stack", "benchmark_strings", "extract_stack", "sft_data"}  # inputs, helpers, the written copy
+    not_in_funnel = {"fetch_stack", "benchmark_strings", "extract_stack"}  # inputs and helpers
     assert recorded - not_in_funnel == set(names)
     # every stats file the table names is an output of some rule
     rules = "\n".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
     for stage in stages.STAGES:
         assert f'"{stage.stats}"' in rules, stage.stats
-        if stage.dropped:
-            assert f'"{stage.dropped.pattern}"' in rules, stage.dropped.pattern
+        for source in stage.dropped:
+            assert f'"{source.pattern}"' in rules, source.pattern
 
 
 def test_unknown_stages_go_last_with_their_own_name(tmp_path):
     for name, stage in (("a", "select_keep"), ("b", "new_stage"), ("c", "extract")):
         write_json(tmp_path / f"{name}.json", {"stage": stage, "in": 1, "out": 1, "dropped": {}})
     rows = aggregate([str(tmp_path / f"{n}.json") for n in "abc"])
-    assert [stages.label(r) for r in rows] == ["seeds extracted", "selection (one per instruction, dedup) = SFT set", "new_stage"]
+    assert [stages.label(r) for r in rows] == ["seeds extracted", "selection (one per instruction, dedup)", "new_stage"]
+
+
+def test_dropped_paths_one_list_per_source():
+    paths = stages.dropped_paths(["00", "01"])
+    assert paths["select_candidates"] == [
+        ["results/execute/verdicts/00.jsonl", "results/execute/verdicts/01.jsonl"],
+        ["results/select/candidates/00.removed.jsonl", "results/select/candidates/01.removed.jsonl"],
+    ]
+    assert paths["select_keep"] == [["results/select/removed.jsonl"]] and paths["sft_data"] == [["results/sft/removed.jsonl"]]

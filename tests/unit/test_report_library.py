@@ -178,14 +178,14 @@ def test_lineage_sample_is_seeded_and_counts_the_siblings(tmp_path):
 
 
 def test_dropped_samples_per_reason_from_the_stage_table(tmp_path):
-    spec = stages.BY_NAME["select_candidates"].dropped
+    spec = stages.BY_NAME["select_candidates"].dropped[0]
     write_jsonl(tmp_path / "v0.jsonl", [r for i in range(20) for r in _verdicts(i, ["pass", "fail", "fail", "timeout"])])
     samples = lineage.sample_dropped("select_candidates", spec, [tmp_path / "v0.jsonl"], k=3, seed=1)
     assert [(s.reason, s.total, len(s.records)) for s in samples] == [("verdict_fail", 40, 3), ("verdict_timeout", 20, 3)]
     assert samples == lineage.sample_dropped("select_candidates", spec, [tmp_path / "v0.jsonl"], k=3, seed=1)
-    decontam = stages.BY_NAME["decontaminate"].dropped
-    write_jsonl(tmp_path / "r.jsonl", [{"seed_id": "s-1", "benchmark": "humaneval", "method": "substring", "matched": "x"}, {"seed_id": "s-2"}])
-    with pytest.raises(ValueError, match=r"r\.jsonl:2: .*'benchmark'"):
+    (decontam,) = stages.BY_NAME["decontaminate"].dropped
+    write_jsonl(tmp_path / "r.jsonl", [{"seed_id": "s-1", "reason": "humaneval_match", "matched": "x"}, {"seed_id": "s-2"}])
+    with pytest.raises(ValueError, match=r"r\.jsonl:2: .*'reason'"):
         lineage.sample_dropped("decontaminate", decontam, [tmp_path / "r.jsonl"], k=3, seed=1)
 
 
@@ -207,8 +207,14 @@ def test_write_sections_writes_every_declared_file_and_nothing_else(tmp_path, mo
         totals="results/report/stage_totals.json", instructions=["results/instructions/00.jsonl"], responses=["results/responses/00.jsonl"],
         verdict_stats=["results/verdicts/00.stats.json"], train_stats="results/models/tuned/train_stats.json",
         scores=[str(p) for p in score_paths], sft_data="results/sft/train.jsonl", verdicts=["results/verdicts/00.jsonl"],
-        dropped={"select_candidates": ["results/verdicts/00.jsonl"]},
+        dropped={
+            "select_candidates": [["results/verdicts/00.jsonl"], ["results/candidates/00.removed.jsonl"]],
+            "select_keep": [["results/select/removed.jsonl"]],
+        },
     )
+    write_jsonl("results/candidates/00.removed.jsonl", [{"reason": "tests_without_assert", **_sft_pair(7)}])
+    write_jsonl("results/select/removed.jsonl", [{"reason": "duplicate_instruction", "response_id": "r-9", "duplicate_of": "r-1",
+                                                 "instruction": "Write the unique marker task.", "response": "..."}])
     names = [f.name for f in fields(report_pages.ReportOutputs)]
     outputs = report_pages.ReportOutputs(**{n: f"results/report/{n}.{'svg' if n.endswith('_plot') else 'html'}" for n in names})
     before = set(tmp_path.rglob("*"))
@@ -224,6 +230,7 @@ def test_write_sections_writes_every_declared_file_and_nothing_else(tmp_path, mo
     assert all(value in scores_page for value in ("0.460", "0.300", "+0.360", "+0.250"))
     data = Path(outputs.data_table).read_text()
     assert data.count('class="pair"') == 2 and "1 of 2" in data and "verdict_fail" in data and "AssertionError" in data
+    assert "tests_without_assert" in data and "duplicate_instruction" in data and "Write the unique marker task." in data
     run = Path(outputs.run_table).read_text()
     assert "trees" in run and str(tmp_path) not in run  # the configured tree, relative to the run directory
 

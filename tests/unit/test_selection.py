@@ -100,3 +100,27 @@ def test_final_decontamination_drops_rows_quoting_a_benchmark_case_insensitively
     decontaminator = lowercased_decontaminator([problem, BenchmarkString("unused benchmark text", "other", "x/1")])
     kept, dropped = select([candidate_keys(r) for r in (contaminated, clean)], seed=0, decontaminator=decontaminator)
     assert kept == ["r-002"] and dropped == {f"contaminated_{problem.benchmark}": 1}
+
+
+def test_removed_rows_say_why_and_which_response_was_kept_instead():
+    """select_keep writes these rows to results/select/removed.jsonl: the report samples them by reason."""
+    a = _record(1, instruction="Write add.")
+    b = _record(2, instruction="Write add.", response=RESPONSE.replace("a + b", "b + a"))  # same instruction
+    c = _record(3, instruction="Sum two numbers.")  # same response as a
+    d = _record(4, instruction="Plus.", response=RESPONSE.replace("a + b", "a - -b"))  # same function name
+    near = [_variant(i, WORDS[:-1] + [f"length{i}"]) for i in range(10, 13)]
+    problem = humaneval_strings()[0]
+    contaminated = _record(20, instruction="Please solve: " + problem.text, response=RESPONSE.replace("add", "zz"))
+    removed: list[dict] = []
+    rows = [candidate_keys(r) for r in (a, b, c, d, *near, contaminated)]
+    kept, dropped = select(
+        rows, seed=0, decontaminator=lowercased_decontaminator([problem]), near_dedup=NearDedup(fields=("instruction",)), removed=removed
+    )
+    assert sorted(r["reason"] for r in removed) == sorted(dropped.elements())  # one row per counted drop
+    assert not {r["response_id"] for r in removed} & set(kept)
+    by_reason = {r["reason"]: r for r in removed}
+    assert by_reason["duplicate_instruction"]["duplicate_of"] in kept
+    assert by_reason["near_duplicate_instruction"]["duplicate_of"] in kept
+    assert by_reason[f"contaminated_{problem.benchmark}"]["task_id"] == problem.task_id
+    assert {"instruction", "response"} <= set(by_reason["duplicate_instruction"])
+    assert select(rows, seed=0, decontaminator=lowercased_decontaminator([problem]), near_dedup=NearDedup(fields=("instruction",)))[0] == kept

@@ -9,11 +9,13 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import yaml
 
 from conftest import small_config, snakemake, write_config
+from selfalign import stages
 
 PER_SHARD_STAGES = [
     ("seeds/extracted", "seeds"),  # extracted and final: one stats file for all shards (whole-run jobs)
@@ -57,6 +59,24 @@ def test_every_stage_has_non_empty_shards_with_stats(run):
             total += len(records)
         assert total > 0, f"{stage} is empty"
     assert _lines(results / "sft/train.jsonl"), "the SFT set is empty"
+
+
+def test_every_kept_drop_file_lists_each_counted_drop(run):
+    """What the report's data section samples: one record per drop its stage counted, with the reason."""
+    results, _ = run
+    run_dir = results.parent
+    for stage, sources in stages.dropped_paths(["00", "01"]).items():
+        spec = stages.BY_NAME[stage]
+        if stage == "judge" and not (run_dir / sources[0][0]).exists():
+            continue  # the judge is disabled in the small config
+        listed: Counter[str] = Counter()
+        for source, paths in zip(spec.dropped, sources, strict=True):
+            for path in paths:
+                listed.update(reason for r in _lines(run_dir / path) if (reason := source.reason_of(r)) is not None)
+        counted: Counter[str] = Counter()
+        for path in stages._expand([spec.stats], ["00", "01"]):
+            counted.update(json.loads((run_dir / path).read_text())["dropped"])
+        assert listed == counted, stage
 
 
 def test_final_record_traces_back_to_its_seed(run):

@@ -34,8 +34,8 @@ SECTIONS = {
     "7. The data": ("data.html",),
     "8. Configuration and versions": ("run.html",),
 }
-# Stats files of steps that are not funnel stages: inputs and helpers, and the copy of the SFT set.
-NOT_FUNNEL = {"fetch_stack", "benchmark_strings", "extract_stack", "sft_data"}
+# Stats files of steps that are not funnel stages: inputs and helpers.
+NOT_FUNNEL = {"fetch_stack", "benchmark_strings", "extract_stack"}
 
 
 # Scores planted into the copy of the run (the demo models score 0.0, which would prove nothing) and a

@@ -10,6 +10,7 @@ rule execute_responses:
         stats="results/execute/verdicts/{shard}.stats.json",
         candidates="results/select/candidates/{shard}.jsonl",
         candidates_stats="results/select/candidates/{shard}.stats.json",
+        candidates_removed="results/select/candidates/{shard}.removed.jsonl",
     params:
         execution=section("execution"),
         # only what the format checks read: a change to selection's dedup must not rerun execution

@@ -103,7 +103,9 @@ rule report_sections:
         scores=rules.scores.input,
         sft_data="results/sft/train.jsonl",
         verdicts=shard_paths("results/execute/verdicts/{shard}.jsonl"),
-        dropped=[path for paths in DROPPED.values() for path in paths],
+        dropped=[
+            path for sources in DROPPED.values() for paths in sources for path in paths
+        ],
     output:
         funnel_plot=report(
             "results/report/funnel.svg",

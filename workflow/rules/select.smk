@@ -7,6 +7,7 @@ rule select_keep:
     output:
         keep="results/select/keep.json",
         stats="results/select/keep.stats.json",
+        removed="results/select/removed.jsonl",
     params:
         selection=section("selection"),
         benchmark_paths=section("seeds", "decontamination", "paths"),
@@ -31,6 +32,7 @@ rule assemble_sft_data:
         data="results/sft/train.jsonl",
         parquet="results/sft/train.parquet",
         stats="results/sft/train.stats.json",
+        removed="results/sft/removed.jsonl",
     params:
         sanitize=section("selection", "sanitize"),
         seed=config["selection"]["seed"],

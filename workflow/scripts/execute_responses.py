@@ -28,8 +28,10 @@ with publish_together(*output) as pub:
     log.info("%s", stats.write(pub.path(output.stats)))
 
     candidate_stats = StageStats("select_candidates", shard_name(output.candidates))
+    format_drops: list = []
     write_jsonl(
         pub.path(output.candidates),
-        select_candidates(out, int(snakemake.params.max_instruction_words), candidate_stats),
+        select_candidates(out, int(snakemake.params.max_instruction_words), candidate_stats, format_drops),
     )
+    write_jsonl(pub.path(output.candidates_removed), format_drops)
     log.info("%s", candidate_stats.write(pub.path(output.candidates_stats)))

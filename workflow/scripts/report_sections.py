@@ -21,7 +21,7 @@ inputs = report_pages.ReportInputs(
     scores=list(snakemake.input.scores),
     sft_data=snakemake.input.sft_data,
     verdicts=list(snakemake.input.verdicts),
-    dropped={stage: list(paths) for stage, paths in params.dropped.items()},
+    dropped={stage: [list(paths) for paths in sources] for stage, sources in params.dropped.items()},
 )
 outputs = report_pages.ReportOutputs(**{name: str(path) for name, path in snakemake.output.items()})
 settings = report_pages.ReportSettings(

@@ -2,7 +2,7 @@
 
 from selfalign import decontamination as decontam, selection
 from selfalign.rulekit import start_logging
-from selfalign.shards import StageStats, read_shards, write_json
+from selfalign.shards import StageStats, publish_together, read_shards, write_json, write_jsonl
 
 log = start_logging(snakemake.log[0], "select_keep")
 cfg = dict(snakemake.params.selection)
@@ -21,6 +21,7 @@ if cfg["decontamination"]["enabled"]:
     log.info("final decontamination against %d benchmark strings", decontaminator.size)
 near = cfg["near_dedup"]
 near_dedup = selection.NearDedup(tuple(near["fields"]), near["threshold"], near["num_perm"], near["seed"])
+removed: list = []
 kept, dropped = selection.select(
     keys,
     seed=cfg["seed"],
@@ -28,9 +29,13 @@ kept, dropped = selection.select(
     decontaminator=decontaminator,
     near_dedup=near_dedup,
     name_key_style=cfg["name_keys"],
+    removed=removed,
 )
 stats.kept(len(kept))
 for reason, count in dropped.items():
     stats.drop(reason, count)
-write_json(snakemake.output.keep, {"seed": cfg["seed"], "keep": kept})
-log.info("%s", stats.write(snakemake.output.stats))
+output = snakemake.output
+with publish_together(*output) as pub:
+    write_jsonl(pub.path(output.removed), removed)
+    write_json(pub.path(output.keep), {"seed": cfg["seed"], "keep": kept})
+    log.info("%s", stats.write(pub.path(output.stats)))

@@ -82,8 +82,13 @@ def execute_samples(
     return out
 
 
-def select_candidates(verdicts: list[Record], max_instruction_words: int, stats: StageStats) -> Iterator[Record]:
-    """The passing samples that pass selection's format checks, with their dedup keys; the rest counted."""
+def select_candidates(
+    verdicts: list[Record], max_instruction_words: int, stats: StageStats, removed: list[Record] | None = None
+) -> Iterator[Record]:
+    """The passing samples that pass selection's format checks, with their dedup keys; the rest counted.
+
+    A passing sample that fails a format check is appended to ``removed`` with its ``reason`` (the others
+    are in the verdict shard already, with their verdict)."""
     for record in verdicts:
         stats.seen()
         if record["verdict"] != "pass":
@@ -92,6 +97,8 @@ def select_candidates(verdicts: list[Record], max_instruction_words: int, stats:
         problem = selection.format_problem(record, max_instruction_words)
         if problem:
             stats.drop(problem)
+            if removed is not None:
+                removed.append({"reason": problem, **record})
             continue
         stats.kept()
         yield {**record, "selection_keys": selection.candidate_keys(record)}

@@ -85,7 +85,8 @@ def sample_dropped(stage: str, dropped: Dropped, paths: Iterable[str | Path], k:
 
 
 def sample_all_dropped(
-    dropped: Mapping[str, tuple[Dropped, Sequence[str]]], k: int, seed: int
+    sources: Iterable[tuple[str, Dropped, Sequence[str]]], k: int, seed: int
 ) -> list[DroppedSample]:
-    """``sample_dropped`` for every stage that keeps its dropped records, in the order given."""
-    return [sample for stage, (spec, paths) in dropped.items() for sample in sample_dropped(stage, spec, paths, k, seed)]
+    """``sample_dropped`` for every (stage, source, files) given, in that order; a stage's sources hold
+    different drop reasons (a verdict shard's failures, a removed file's format drops)."""
+    return [sample for stage, spec, paths in sources for sample in sample_dropped(stage, spec, paths, k, seed)]

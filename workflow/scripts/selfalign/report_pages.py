@@ -39,7 +39,7 @@ class ReportInputs:
     scores: Sequence[str]  # score files results/scores/<model>/<benchmark>.json
     sft_data: str  # results/sft/train.jsonl
     verdicts: Sequence[str]  # verdict shards: the siblings of the sampled pairs
-    dropped: Mapping[str, Sequence[str]]  # stage -> its dropped-record files (selfalign.stages)
+    dropped: Mapping[str, Sequence[Sequence[str]]]  # stage -> its dropped-record files per source (selfalign.stages)
 
 
 @dataclass(frozen=True)
@@ -188,12 +188,12 @@ def _data(inputs: ReportInputs, settings: ReportSettings, out: ReportOutputs) ->
     """A seeded sample of SFT pairs with their lineage, and of the dropped records per stage and reason."""
     pairs = lineage.sample_pairs(inputs.sft_data, settings.pairs, settings.seed)
     lineage.add_siblings(pairs, inputs.verdicts)
-    sources: dict[str, tuple[stages.Dropped, Sequence[str]]] = {}
-    for stage, paths in inputs.dropped.items():
-        spec = stages.BY_NAME[stage].dropped
-        if spec is None:
-            raise ValueError(f"stage {stage!r} keeps no dropped records in selfalign.stages, but files were given: {paths[:2]}")
-        sources[stage] = (spec, paths)
+    sources: list[tuple[str, stages.Dropped, Sequence[str]]] = []
+    for stage, per_source in inputs.dropped.items():
+        specs = stages.BY_NAME[stage].dropped
+        if len(specs) != len(per_source):
+            raise ValueError(f"stage {stage!r} keeps {len(specs)} kinds of dropped records in selfalign.stages, {len(per_source)} given")
+        sources += [(stage, spec, paths) for spec, paths in zip(specs, per_source)]
     dropped = lineage.sample_all_dropped(sources, settings.dropped_per_reason, settings.seed)
     fragments = [
         f"<h3>{len(pairs)} SFT pairs with their lineage</h3>",

@@ -152,12 +152,14 @@ def decontaminate_seeds(
                 continue
             # "<benchmark>_match" for exact substrings (the reference's reason), "<benchmark>_ngram" for n-grams
             suffix = "match" if found.method == "substring" else "ngram"
-            stats.drop(f"{found.string.benchmark}_{suffix}")
+            reason = f"{found.string.benchmark}_{suffix}"
+            stats.drop(reason)
             removed.write(
                 dumps(
                     {
                         "seed_id": record["seed_id"],
                         "source": record["source"],
+                        "reason": reason,  # as the stats count it
                         "benchmark": found.string.benchmark,
                         "task_id": found.string.task_id,
                         "method": found.method,

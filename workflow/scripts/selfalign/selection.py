@@ -184,60 +184,81 @@ def select(
     decontaminator: Decontaminator | None = None,
     near_dedup: NearDedup | None = None,
     name_key_style: str = "sca",
+    removed: list[dict[str, Any]] | None = None,
 ) -> tuple[list[str], Counter[str]]:
     """Response ids to keep, in the shuffled order, and the drop counts by reason.
 
     Sorting by response id before the shuffle makes the result independent of shard order. In the
     reference's order: exact and function-name dedup, then the optional final decontamination, then
-    the optional MinHash passes.
+    the optional MinHash passes. Each dropped row goes to ``removed`` (when given) with its ``reason``
+    and, for a duplicate, the ``duplicate_of`` response that was kept instead.
     """
     rows = sorted(keys, key=lambda k: k["response_id"])
     random.Random(seed).shuffle(rows)
-    seen_text: set[str] = set()  # instructions and responses share one key space, as the reference
-    seen_names: set[str] = set()
+    # instructions and responses share one key space, as the reference; key -> the response that claimed it
+    seen_text: dict[str, str] = {}
+    seen_names: dict[str, str] = {}
     kept: list[dict[str, Any]] = []
     dropped: Counter[str] = Counter()
+    drop = _dropper(dropped, removed)
     for row in rows:
         if row["instruction_key"] in seen_text:
-            dropped["duplicate_instruction"] += 1
+            drop(row, "duplicate_instruction", seen_text[row["instruction_key"]])
             continue
         if row["response_key"] in seen_text:
-            dropped["duplicate_response"] += 1
+            drop(row, "duplicate_response", seen_text[row["response_key"]])
             continue
         names = row["name_keys"][name_key_style] if dedup_function_names else []
         if names is None:
-            dropped["name_key_syntax_error"] += 1
+            drop(row, "name_key_syntax_error")
             continue
-        if any(name in seen_names for name in names):
-            dropped["duplicate_function_names"] += 1
+        if clash := next((name for name in names if name in seen_names), None):
+            drop(row, "duplicate_function_names", seen_names[clash], {"function_names": clash})
             continue
-        seen_text.update((row["instruction_key"], row["response_key"]))
-        seen_names.update(names)
+        seen_text.update(dict.fromkeys((row["instruction_key"], row["response_key"]), row["response_id"]))
+        seen_names.update(dict.fromkeys(names, row["response_id"]))
         kept.append(row)
     if decontaminator is not None:
-        kept, contaminated = decontaminate(kept, decontaminator)
+        kept, contaminated = decontaminate(kept, decontaminator, removed)
         dropped.update(contaminated)
     if near_dedup is not None and near_dedup.fields:
-        kept, near = minhash_dedup(kept, near_dedup.fields, near_dedup.threshold, near_dedup.num_perm, near_dedup.seed)
+        kept, near = minhash_dedup(
+            kept, near_dedup.fields, near_dedup.threshold, near_dedup.num_perm, near_dedup.seed, removed
+        )
         dropped.update(near)
     return [row["response_id"] for row in kept], dropped
 
 
+def _dropper(counts: Counter[str], removed: list[dict[str, Any]] | None):
+    """Count a dropped row by reason and, when ``removed`` is kept, record what a person reads of it."""
+
+    def drop(row: dict[str, Any], reason: str, duplicate_of: str | None = None, extra: dict[str, Any] | None = None) -> None:
+        counts[reason] += 1
+        if removed is not None:
+            entry = {"reason": reason, "response_id": row["response_id"]}
+            if duplicate_of is not None:
+                entry["duplicate_of"] = duplicate_of
+            removed.append({**entry, **(extra or {}), "instruction": row["instruction"], "response": row["response"]})
+
+    return drop
+
+
 def decontaminate(
-    keys: list[dict[str, Any]], decontaminator: Decontaminator
+    keys: list[dict[str, Any]], decontaminator: Decontaminator, removed: list[dict[str, Any]] | None = None
 ) -> tuple[list[dict[str, Any]], Counter[str]]:
     """The reference's final decontamination: drop a row whose lowercased instruction and response,
     joined by a blank line, contain a benchmark string; ``decontaminator`` must hold lowercased strings
     (``lowercased_decontaminator``). Drops are counted per benchmark."""
     kept: list[dict[str, Any]] = []
     dropped: Counter[str] = Counter()
+    drop = _dropper(dropped, removed)
     for row in keys:
         text = row["instruction"].lower() + "\n\n" + row["response"].lower()
         match = decontaminator.match(text)
         if match is None:
             kept.append(row)
         else:
-            dropped[f"contaminated_{match.benchmark}"] += 1
+            drop(row, f"contaminated_{match.benchmark}", extra={"task_id": match.task_id, "matched": match.text})
     return kept, dropped
 
 
@@ -259,7 +280,12 @@ def reference_shingles(text: str, ngram: int = neardedup.NGRAM) -> set[bytes]:
 
 
 def minhash_dedup(
-    keys: list[dict[str, Any]], fields: Iterable[str], threshold: float, num_perm: int, seed: int
+    keys: list[dict[str, Any]],
+    fields: Iterable[str],
+    threshold: float,
+    num_perm: int,
+    seed: int,
+    removed: list[dict[str, Any]] | None = None,
 ) -> tuple[list[dict[str, Any]], Counter[str]]:
     """Near-dedup of ``keys`` (already in the shuffled order) on each field in turn, as the reference
     ran MinHash three times in place: in every cluster the row earliest in the order stays.
@@ -269,13 +295,14 @@ def minhash_dedup(
     reference, texts under five words take part (as one shingle) instead of being dropped silently.
     """
     dropped: Counter[str] = Counter()
+    drop = _dropper(dropped, removed)
     for field in fields:
         key = MINHASH_FIELDS[field]
         if field == "code":
-            unparsable = [row for row in keys if row[key] is None]
-            if unparsable:
-                dropped["code_representation_syntax_error"] += len(unparsable)
-                keys = [row for row in keys if row[key] is not None]
+            for row in keys:
+                if row[key] is None:
+                    drop(row, "code_representation_syntax_error")
+            keys = [row for row in keys if row[key] is not None]
         # Position labels make "smallest id in the cluster" mean "first in the shuffled order".
         labelled = [{"id": f"{i:012d}", "text": row[key]} for i, row in enumerate(keys) if row[key] != ""]
         if not labelled:
@@ -283,11 +310,14 @@ def minhash_dedup(
         sketches = neardedup.signatures(
             labelled, "text", num_perm=num_perm, seed=seed, id_field="id", shingler=reference_shingles
         )
-        keep = neardedup.keep_set(neardedup.cluster([sketches], threshold=threshold, num_perm=num_perm))
-        considered = {item["id"] for item in labelled}
-        survivors = [row for i, row in enumerate(keys) if f"{i:012d}" not in considered or f"{i:012d}" in keep]
-        if len(survivors) < len(keys):
-            dropped[f"near_duplicate_{field}"] += len(keys) - len(survivors)
+        representative = neardedup.cluster([sketches], threshold=threshold, num_perm=num_perm)
+        survivors = []
+        for i, row in enumerate(keys):
+            label = representative.get(f"{i:012d}")
+            if label is None or label == f"{i:012d}":
+                survivors.append(row)
+            else:
+                drop(row, f"near_duplicate_{field}", keys[int(label)]["response_id"])
         keys = survivors
     return keys, dropped
 

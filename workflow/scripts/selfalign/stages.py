@@ -43,15 +43,15 @@ class Stage:
     stats: str  # its stats file, or one per shard with ``{shard}``
     sections: tuple[str, ...]  # the report's sections that show it: "seeds", "generation", "selection"
     made: str  # how it works, one sentence (the dataset card's "How it was made")
-    dropped: Dropped | None = None
+    dropped: tuple[Dropped, ...] = ()  # where its dropped records are: one source per file pattern
 
     @property
     def per_shard(self) -> bool:
         return "{shard}" in self.stats
 
 
-# Pipeline order. A stage that starts keeping its dropped records adds a `dropped=Dropped(...)` here (and
-# the file to its rule's outputs): the report's data section then shows samples of them.
+# Pipeline order. A stage that starts keeping its dropped records adds a `dropped=(Dropped(...),)` here
+# (and the file to its rule's outputs): the report's data section then shows samples of them.
 STAGES: tuple[Stage, ...] = (
     Stage(
         "extract", "seeds extracted", "results/seeds/extracted/stats.json", ("seeds",),
@@ -61,27 +61,27 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "heuristics", "heuristic filters", "results/seeds/heuristics/{shard}.stats.json", ("seeds",),
         "Heuristic filters: bad words, banned imports, too many lines, functions without arguments.",
-        Dropped("results/seeds/heuristics/{shard}.removed.jsonl"),
+        (Dropped("results/seeds/heuristics/{shard}.removed.jsonl"),),
     ),
     Stage(
         "typecheck", "pyright type check", "results/seeds/typechecked/{shard}.stats.json", ("seeds",),
         "Type check: the pinned pyright release; functions with errors are dropped.",
-        Dropped("results/seeds/typechecked/{shard}.removed.jsonl"),
+        (Dropped("results/seeds/typechecked/{shard}.removed.jsonl"),),
     ),
     Stage(
         "decontaminate", "decontamination", "results/seeds/decontaminated/{shard}.stats.json", ("seeds",),
         "Decontamination: seeds containing benchmark docstrings or solutions are dropped (Aho-Corasick).",
-        Dropped("results/seeds/decontaminated/{shard}.removed.jsonl", reason="{benchmark} {method} match"),
+        (Dropped("results/seeds/decontaminated/{shard}.removed.jsonl"),),
     ),
     Stage(
         "judge", "docstring judge", "results/seeds/judged/{shard}.stats.json", ("seeds",),
         "Docstring judge: the base model, few-shot and greedy, judges whether the docstring matches the code.",
-        Dropped("results/seeds/judged/{shard}.removed.jsonl"),
+        (Dropped("results/seeds/judged/{shard}.removed.jsonl"),),
     ),
     Stage(
         "near_dedup", "near-dedup", "results/seeds/near_dedup/clusters.stats.json", ("seeds",),
         "Near-dedup: MinHash-LSH over word 5-grams; one representative per cluster.",
-        Dropped("results/seeds/near_dedup/removed.jsonl"),
+        (Dropped("results/seeds/near_dedup/removed.jsonl"),),
     ),
     Stage(
         "concepts", "seed -> concepts", "results/instruct/concepts/{shard}.stats.json", ("generation",),
@@ -103,14 +103,25 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "select_candidates", "passing + format checks", "results/select/candidates/{shard}.stats.json", ("selection",),
         "Format checks: only passing samples with a code block and asserting tests, without unfinished-code markers.",
-        # the verdict shard lists every sample; the ones that did not pass are this stage's verdict_* drops
-        Dropped("results/execute/verdicts/{shard}.jsonl", reason="verdict_{verdict}", kept="verdict_pass"),
+        (
+            # the verdict shard lists every sample; the ones that did not pass are this stage's verdict_* drops
+            Dropped("results/execute/verdicts/{shard}.jsonl", reason="verdict_{verdict}", kept="verdict_pass"),
+            # passing samples that failed a format check
+            Dropped("results/select/candidates/{shard}.removed.jsonl"),
+        ),
     ),
     Stage(
-        "select_keep", "selection (one per instruction, dedup) = SFT set", "results/select/keep.stats.json", ("selection",),
+        "select_keep", "selection (one per instruction, dedup)", "results/select/keep.stats.json", ("selection",),
         "Selection: seeded shuffle, one passing response per instruction, duplicate instructions, responses and "
         "function names dropped; then, as configured (see the configuration below), benchmark decontamination of "
         "instruction and response and MinHash near-dedup of instructions, responses and code.",
+        (Dropped("results/select/removed.jsonl"),),
+    ),
+    Stage(
+        "sft_data", "SFT set", "results/sft/train.stats.json", ("selection",),
+        "SFT set: the selected pairs in the selection's order with their lineage; with `selection.sanitize: smart` "
+        "(the SC2 flow) a pair whose response keeps an unfinished-code marker is dropped.",
+        (Dropped("results/sft/removed.jsonl"),),
     ),
 )
 
@@ -124,9 +135,10 @@ def stats_paths(shards: Sequence[str]) -> list[str]:
     return _expand([stage.stats for stage in STAGES], shards)
 
 
-def dropped_paths(shards: Sequence[str]) -> dict[str, list[str]]:
-    """Stage name -> the files holding its dropped records, for the stages that keep them."""
-    return {stage.name: _expand([stage.dropped.pattern], shards) for stage in STAGES if stage.dropped}
+def dropped_paths(shards: Sequence[str]) -> dict[str, list[list[str]]]:
+    """Stage name -> the files holding its dropped records, one list per ``Stage.dropped`` source, for the
+    stages that keep them."""
+    return {stage.name: [_expand([source.pattern], shards) for source in stage.dropped] for stage in STAGES if stage.dropped}
 
 
 def _expand(patterns: Sequence[str], shards: Sequence[str]) -> list[str]:
