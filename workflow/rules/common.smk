@@ -55,14 +55,38 @@ if unset := unset_profile_variables(workflow.resource_settings.overwrite_resourc
         "export SNAKEMAKE_SLURM_GPU_PARTITION=<partition with A100s>"
     )
 
+def software_deployment():
+    """"conda" when Snakemake builds every rule's conda env, else "env": jobs run in Snakemake's own."""
+    methods = workflow.deployment_settings.deployment_method
+    return "conda" if any(str(m).lower().endswith("conda") for m in methods) else "env"
+
+
+def rule_envs(wildcards):
+    """Env file name -> the rules that use it and the file's dependencies, for the preflight's package
+    check (called once every rule is defined; contents, not paths, so a moved run plans nothing)."""
+    envs = {}
+    for rule in workflow.rules:
+        env = rule.conda_env
+        if env is None or callable(env):
+            continue
+        path = env.get_path_or_uri() if hasattr(env, "get_path_or_uri") else str(env)
+        # a literal env path is relative to the file that defines the rule
+        path = os.path.join(os.path.dirname(str(rule.snakefile)), path)
+        if not os.path.isfile(path):  # a remote module's env file: conda deployment checks it
+            continue
+        entry = envs.setdefault(os.path.basename(path), {"rules": [], "dependencies": None})
+        entry["rules"].append(rule.name)
+        if entry["dependencies"] is None:
+            with open(path, encoding="utf-8") as handle:
+                entry["dependencies"] = (yaml.safe_load(handle) or {}).get("dependencies", [])
+    return {name: {**entry, "rules": sorted(entry["rules"])} for name, entry in sorted(envs.items())}
+
+
 # The Slurm profile deploys per-rule conda envs; without conda on the submit host Snakemake would stop
 # with "Error running conda info". Say what to do instead.
 if (
     not workflow.remote_exec
-    and any(
-        str(m).lower().endswith("conda")
-        for m in workflow.deployment_settings.deployment_method
-    )
+    and software_deployment() == "conda"
     and not any(shutil.which(tool) for tool in ("conda", "mamba", "micromamba"))
 ):
     raise WorkflowError(

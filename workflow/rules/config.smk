@@ -25,6 +25,9 @@ rule preflight:
     params:
         model=section("model"),
         sources=section("sources"),
+        execution_backend=config["execution"]["backend"],
+        software=software_deployment(),
+        rule_envs=rule_envs,
     localrule: True
     log:
         "results/logs/preflight.log",

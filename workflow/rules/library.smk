@@ -14,6 +14,7 @@ LIBRARY_MODULES = [
     "datacard",
     "decontamination",
     "devices",
+    "envcheck",
     "evalplus_datasets",
     "evalplus_harness",
     "evalplus_scoring",

@@ -4,9 +4,15 @@ from selfalign.preflight_checks import PreflightSettings, run_checks
 from selfalign.rulekit import start_logging
 from selfalign.shards import write_json
 
-settings = PreflightSettings.from_config(snakemake.params.model, snakemake.params.sources)
+params = snakemake.params
+settings = PreflightSettings.from_config(
+    params.model, params.sources, params.software, dict(params.rule_envs), params.execution_backend
+)
 log = start_logging(snakemake.log[0], "preflight")
 result = run_checks(settings)
+for name, notes in result["notes"].items():
+    for note in notes:
+        log.info("%s: %s", name, note)
 for name, problems in result["checks"].items():
     for problem in problems:
         log.error("%s: %s", name, problem)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import envcheck
 from .seeds import python_files
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
@@ -25,9 +26,21 @@ class PreflightSettings:
     exclude: Sequence[str] = ()
     allow_empty_sources: bool = False
     stack_enabled: bool = False
+    # the envs' packages: how jobs get their software ("conda" or "env"), env file -> its rules, and
+    # requirements this configuration does not use
+    software: str = "conda"
+    rule_envs: Mapping[str, Mapping[str, Any]] | None = None
+    skip_requirements: Sequence[str] = ()
 
     @classmethod
-    def from_config(cls, model: Mapping[str, Any], sources: Mapping[str, Any]) -> PreflightSettings:
+    def from_config(
+        cls,
+        model: Mapping[str, Any],
+        sources: Mapping[str, Any],
+        software: str = "conda",
+        rule_envs: Mapping[str, Mapping[str, Any]] | None = None,
+        execution_backend: str = "bubblewrap",
+    ) -> PreflightSettings:
         return cls(
             model_base=model.get("base"),
             stdlib=bool(sources["stdlib"]),
@@ -36,6 +49,10 @@ class PreflightSettings:
             exclude=tuple(sources["exclude"]),
             allow_empty_sources=bool(sources.get("allow_empty", False)),
             stack_enabled=bool(sources["stack"]["enabled"]),
+            software=software,
+            rule_envs=dict(rule_envs or {}),
+            # the bubblewrap program matters only to that sandbox backend
+            skip_requirements=() if execution_backend == "bubblewrap" else ("bwrap",),
         )
 
 
@@ -91,9 +108,15 @@ def check_sources(settings: PreflightSettings) -> list[str]:
 
 
 def run_checks(settings: PreflightSettings) -> dict[str, Any]:
-    """Every check's problems by name, and whether all passed."""
+    """Every check's problems by name, whether all passed, and notes worth reading (other versions)."""
+    packages = (
+        envcheck.check_env_packages(settings.rule_envs, settings.software, settings.skip_requirements)
+        if settings.rule_envs is not None
+        else {"problems": [], "notes": []}
+    )
     checks = {
         "model": check_model(settings.model_base) if settings.model_base else [],
         "sources": check_sources(settings),
+        "packages": packages["problems"],
     }
-    return {"ok": not any(checks.values()), "checks": checks}
+    return {"ok": not any(checks.values()), "checks": checks, "notes": {"packages": packages["notes"]}}
