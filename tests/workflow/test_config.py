@@ -87,6 +87,16 @@ def test_a_disabled_judge_is_no_job_and_needs_no_model(tmp_path: Path) -> None:
     assert "judge_seeds" not in plan.stdout and "train_teacher" not in plan.stdout
 
 
+def test_scoring_only_the_tuned_model_plans_no_base_scoring_job(tmp_path: Path) -> None:
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["evaluation"]["models"] = ["tuned"]
+    write_config(tmp_path, yaml.safe_dump(config))
+    plan = snakemake("-n", "--directory", str(tmp_path), cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert "results/scores/tuned/humaneval.json" in plan.stdout
+    assert "results/scores/base/" not in plan.stdout
+
+
 def near_dedup_mem_mb(workdir: Path, config: dict) -> int:
     write_config(workdir, yaml.safe_dump(config))
     plan = snakemake("-n", "--directory", str(workdir), "seeds", cwd=workdir)

@@ -55,31 +55,40 @@ if unset := unset_profile_variables(workflow.resource_settings.overwrite_resourc
         "export SNAKEMAKE_SLURM_GPU_PARTITION=<partition with A100s>"
     )
 
+
 def software_deployment():
-    """"conda" when Snakemake builds every rule's conda env, else "env": jobs run in Snakemake's own."""
+    """Whether Snakemake builds every rule's conda env ("conda") or jobs run in its own env ("env")."""
     methods = workflow.deployment_settings.deployment_method
     return "conda" if any(str(m).lower().endswith("conda") for m in methods) else "env"
 
 
 def rule_envs(wildcards):
     """Env file name -> the rules that use it and the file's dependencies, for the preflight's package
-    check (called once every rule is defined; contents, not paths, so a moved run plans nothing)."""
+    check (called once every rule is defined; contents, not paths, so a moved run plans nothing).
+    """
     envs = {}
-    for rule in workflow.rules:
-        env = rule.conda_env
+    for defined in workflow.rules:
+        env = defined.conda_env
         if env is None or callable(env):
             continue
         path = env.get_path_or_uri() if hasattr(env, "get_path_or_uri") else str(env)
-        # a literal env path is relative to the file that defines the rule
-        path = os.path.join(os.path.dirname(str(rule.snakefile)), path)
-        if not os.path.isfile(path):  # a remote module's env file: conda deployment checks it
+        # a literal env path is relative to the file that defines the rule; a remote module's env file
+        # is not local (conda deployment checks those)
+        path = os.path.join(os.path.dirname(str(defined.snakefile)), path)
+        if not os.path.isfile(path):
             continue
-        entry = envs.setdefault(os.path.basename(path), {"rules": [], "dependencies": None})
-        entry["rules"].append(rule.name)
+        entry = envs.setdefault(
+            os.path.basename(path), {"rules": [], "dependencies": None}
+        )
+        entry["rules"].append(defined.name)
         if entry["dependencies"] is None:
             with open(path, encoding="utf-8") as handle:
-                entry["dependencies"] = (yaml.safe_load(handle) or {}).get("dependencies", [])
-    return {name: {**entry, "rules": sorted(entry["rules"])} for name, entry in sorted(envs.items())}
+                spec = yaml.safe_load(handle) or {}
+            entry["dependencies"] = spec.get("dependencies", [])
+    return {
+        name: {**entry, "rules": sorted(entry["rules"])}
+        for name, entry in sorted(envs.items())
+    }
 
 
 # The Slurm profile deploys per-rule conda envs; without conda on the submit host Snakemake would stop
@@ -292,10 +301,10 @@ def model_dir(wildcards):
 
 
 def score_paths():
-    """Every EvalPlus score file: each configured benchmark, base and tuned model."""
+    """Every EvalPlus score file: each configured benchmark and model (base, tuned or both)."""
     return expand(
         "results/scores/{model}/{benchmark}.json",
-        model=["base", "tuned"],
+        model=section("evaluation", "models"),
         benchmark=section("evaluation", "benchmarks"),
     )
 
