@@ -296,9 +296,13 @@ def test_the_selfcodealign_preset_shows_its_base_models_row(tmp_path):
     config = yaml.safe_load((repo / "config" / "presets" / "selfcodealign.yaml").read_text())
     validate(config, str(repo / "workflow" / "schemas" / "config.schema.yaml"))  # fills in the defaults
     reference = config["report"]["reference"]
-    (row,) = scores.reference_rows(reference, ["humaneval"], config["model"]["base"])
-    assert (row.model, row.pass_at_1, row.kind) == ("SelfCodeAlign-CQ-7B", {"plus": 0.671}, "reference")
+    base, tuned = scores.reference_rows(reference, ["humaneval"], config["model"]["base"])
+    assert (base.model, base.pass_at_1) == ("CodeQwen1.5-7B (base)", {"plus": 0.457})
+    assert (tuned.model, tuned.pass_at_1, tuned.kind) == ("SelfCodeAlign-CQ-7B", {"plus": 0.671}, "reference")
     page = _scores_page(tmp_path, reference, config["model"]["base"])
-    assert "the row for the base model CodeQwen1.5-7B" in page and "0.671" in page
+    assert "the row for the base model CodeQwen1.5-7B" in page and "0.671" in page and "StarCoder2-3B" not in page
+    # a local copy of another base model of the paper's table, named as on the Hugging Face hub
+    (_, small) = scores.reference_rows(reference, ["humaneval"], "models/starcoder2-3b")
+    assert small.pass_at_1 == {"plus": 0.354} and small.dataset == "HumanEval+ (Table 8)"
     other = _scores_page(tmp_path, ACROSS_BASE_MODELS, "models/Other-7B")
     assert "no row for model.base models/Other-7B, the whole table" in other and "Tuned-33B" in other
