@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from selfalign.formats import get_format
 from selfalign.programs import build_program
 from selfalign.sandbox import BubblewrapSandbox, Limits, run_many
 from selfalign.fewshot import (
@@ -103,7 +104,7 @@ def test_instruction_names_what_the_response_defines(example: InstructExample) -
 def test_every_response_passes_its_tests_in_the_sandbox() -> None:
     # The same program assembly and sandbox as the execution stage: a shot that fails there would
     # teach the model to write failing tests.
-    programs = [build_program(example.response, example.tests).program for _, example in RUNNABLE_EXAMPLES]
+    programs = [build_program(example.response, example.tests, get_format(fmt)).program for fmt, example in RUNNABLE_EXAMPLES]
     verdicts = run_many(BubblewrapSandbox(), programs, Limits(wall_seconds=30), workers=2)
     failed = {
         f"{fmt}:{example.id}": verdict.stderr_tail[-500:]

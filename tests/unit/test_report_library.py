@@ -262,3 +262,54 @@ def test_pairs_without_lineage_ids_are_shown_without_siblings(tmp_path) -> None:
     pairs = [lineage.Pair({"instruction": "x", "response": "y"}), lineage.Pair({"instruction_id": "i1", "response_id": "r1"})]
     lineage.add_siblings(pairs, [verdicts])
     assert not pairs[0].siblings and pairs[1].siblings == {"pass": 1}
+
+
+# A table across base models, as a paper publishes it (made-up numbers, for the selection logic only).
+ACROSS_BASE_MODELS = {
+    "name": "Paper",
+    "source": "a paper's table",
+    "scores": {},
+    "base_models": [
+        {"base_model": "Small-3B", "name": "Tuned-3B", "scores": {"humaneval": {"plus": 0.35}}, "base_scores": {"humaneval": {"plus": 0.27}}},
+        {"base_model": "Large-33B", "name": "Tuned-33B", "scores": {"humaneval": {"plus": 0.65}}},
+    ],
+}
+
+
+def test_reference_shows_the_row_of_the_configured_base_model_else_the_table():
+    matched = scores.reference_rows(ACROSS_BASE_MODELS, ["humaneval", "mbpp"], "/models/small-3b/")
+    assert [(r.model, r.pass_at_1) for r in matched] == [("Small-3B (base)", {"plus": 0.27}), ("Tuned-3B", {"plus": 0.35})]
+    assert scores.matching_base_model(ACROSS_BASE_MODELS, "models/Large-33B")["name"] == "Tuned-33B"
+    for base_model in ("models/Other-7B", None):
+        table = scores.reference_rows(ACROSS_BASE_MODELS, ["humaneval"], base_model)
+        assert [r.model for r in table] == ["Small-3B (base)", "Tuned-3B", "Tuned-33B"]
+    assert scores.reference_rows(ACROSS_BASE_MODELS, ["mbpp"], "models/Small-3B") == []  # no published mbpp
+
+
+def _scores_page(tmp_path: Path, reference: dict, base_model: str | None) -> str:
+    names = [f.name for f in fields(report_pages.ReportOutputs)]
+    outputs = report_pages.ReportOutputs(**{n: str(tmp_path / f"{n}.{'svg' if n.endswith('_plot') else 'html'}") for n in names})
+    inputs = report_pages.ReportInputs("", [], [], [], "", [_score(tmp_path, "tuned", "humaneval", 0.5, 0.4)], "", [], {})
+    settings = report_pages.ReportSettings(config={"model": {"base": base_model}}, run_dir=str(tmp_path), reference=reference)
+    report_pages._scores(inputs, settings, outputs)
+    return Path(outputs.scores_table).read_text()
+
+
+def test_the_selfcodealign_preset_shows_its_base_models_row(tmp_path):
+    import yaml
+    from snakemake.utils import validate
+
+    repo = Path(__file__).resolve().parents[2]
+    config = yaml.safe_load((repo / "config" / "presets" / "selfcodealign.yaml").read_text())
+    validate(config, str(repo / "workflow" / "schemas" / "config.schema.yaml"))  # fills in the defaults
+    reference = config["report"]["reference"]
+    base, tuned = scores.reference_rows(reference, ["humaneval"], config["model"]["base"])
+    assert (base.model, base.pass_at_1) == ("CodeQwen1.5-7B (base)", {"plus": 0.457})
+    assert (tuned.model, tuned.pass_at_1, tuned.kind) == ("SelfCodeAlign-CQ-7B", {"plus": 0.671}, "reference")
+    page = _scores_page(tmp_path, reference, config["model"]["base"])
+    assert "the row for the base model CodeQwen1.5-7B" in page and "0.671" in page and "StarCoder2-3B" not in page
+    # a local copy of another base model of the paper's table, named as on the Hugging Face hub
+    (_, small) = scores.reference_rows(reference, ["humaneval"], "models/starcoder2-3b")
+    assert small.pass_at_1 == {"plus": 0.354} and small.dataset == "HumanEval+ (Table 8)"
+    other = _scores_page(tmp_path, ACROSS_BASE_MODELS, "models/Other-7B")
+    assert "no row for model.base models/Other-7B, the whole table" in other and "Tuned-33B" in other

@@ -12,7 +12,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 
-from . import programs, records, selection
+from . import formats, programs, records, selection
 from .sandbox import Limits, Sandbox, run_many
 from .shards import Record, StageStats
 
@@ -31,7 +31,11 @@ def execute_samples(
     """Each row with its ``verdict_id``, ``verdict``, ``program`` and ``execution`` details; verdict
     counts and limits go to ``stats.extra``."""
     stats.seen(len(rows))
-    built = [programs.build_program(row["response"], row["tests"]) for row in rows]
+    # each sample's program by its prompt format's rule (SCA: every block; SC2: python blocks that parse)
+    built = [
+        programs.build_program(row["response"], row["tests"], formats.get_format(row.get("response_format", formats.SCA.name)))
+        for row in rows
+    ]
     runnable = [i for i, b in enumerate(built) if b.program is not None]
     log.info("%d samples, %d runnable, %d workers, limits %s", len(rows), len(runnable), workers, limits)
     verdicts = run_many(

@@ -12,6 +12,9 @@ a new table row, not a new code path. The two rows follow the reference's two co
   four sections ``[Reasoning] [Implementation] [Explanation] [Tests]``; the category is always
   function implementation (still drawn, so the random-call order is the reference's).
 
+The executed program follows each flow's rule too (``program_rule``, see ``programs.py``): ``sca`` runs
+every closed block, ``sc2`` only its python blocks that parse.
+
 A parsed response is two texts: ``response`` (for ``sc2`` the first three sections, tags kept, so
 selection can still see and drop them) and ``tests`` (the body of the tests part).
 """
@@ -21,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+
+from .programs import PROGRAM_RULES
 
 PROPERTY_KEYS = ("category", "language", "difficulty", "concepts")
 
@@ -44,6 +49,7 @@ class PromptFormat:
     tests_end: str
     response_sections: tuple[str, ...]  # markers the response must hold once each, in this order
     selection_checks: str  # "tags" (SCA's sanitize format check) or "sections" (SC2's)
+    program_rule: str  # which blocks the executed program holds: one of programs.PROGRAM_RULES
 
     def property_block(self, values: Mapping[str, str]) -> str:
         return "\n".join(f"{key}: {values[key]}" for key in self.property_order)
@@ -70,6 +76,7 @@ SCA = PromptFormat(
     tests_end="</tests>",
     response_sections=(),
     selection_checks="tags",
+    program_rule="all_blocks",
 )
 
 SC2 = PromptFormat(
@@ -92,6 +99,7 @@ SC2 = PromptFormat(
     tests_end="",
     response_sections=("[Reasoning]", "[Implementation]", "[Explanation]"),
     selection_checks="sections",
+    program_rule="python_blocks_that_parse",
 )
 
 FORMATS: dict[str, PromptFormat] = {fmt.name: fmt for fmt in (SCA, SC2)}
@@ -127,6 +135,8 @@ def format_from_mapping(data: Mapping[str, Any]) -> PromptFormat:
     values["stops"] = {task: tuple(stops[task]) for task in TASKS}
     if values["selection_checks"] not in SELECTION_CHECKS:
         raise ValueError(f"field 'selection_checks': one of {', '.join(SELECTION_CHECKS)}")
+    if values["program_rule"] not in PROGRAM_RULES:
+        raise ValueError(f"field 'program_rule': one of {', '.join(PROGRAM_RULES)}")
     templates = {"s2c_query": "{snippet}", "c2i_query": "{property}", "i2r_query": "{instruction}"}
     for name, placeholder in templates.items():
         if placeholder not in str(values[name]):

@@ -172,16 +172,29 @@ def _training(train_stats: Mapping[str, Any], out: ReportOutputs) -> None:
 def _scores(inputs: ReportInputs, settings: ReportSettings, out: ReportOutputs) -> int:
     ours = scores.read_scores(inputs.scores)
     differences = scores.differences(ours)
-    references = scores.reference_rows(settings.reference, [row.benchmark for row in ours])
+    base_model = (settings.config.get("model") or {}).get("base")
+    references = scores.reference_rows(settings.reference, [row.benchmark for row in ours], base_model)
     _plot(out.scores_plot, report.plot_scores, [*ours, *references])
     fragments = [report.table_html("Greedy pass@1 of the base and the tuned model", report.SCORE_HEADER, report.score_table(ours))]
     if differences:
         fragments.append(report.table_html("Tuned minus base", report.SCORE_HEADER, report.score_table(differences)))
     if references:
-        source = settings.reference.get("source", "") if settings.reference else ""
-        fragments.append(report.table_html(f"Published reference numbers ({source})", report.SCORE_HEADER, report.score_table(references)))
+        fragments.append(
+            report.table_html(_reference_caption(settings.reference or {}, base_model), report.SCORE_HEADER, report.score_table(references))
+        )
     _page(out.scores_table, "Scores", fragments)
     return len(ours)
+
+
+def _reference_caption(reference: Mapping[str, Any], base_model: str | None) -> str:
+    """Where the published numbers come from and, for a table across base models, which row is shown."""
+    caption = f"Published reference numbers ({reference.get('source', '')})"
+    if not reference.get("base_models"):
+        return caption
+    match = scores.matching_base_model(reference, base_model)
+    if match:
+        return f"{caption}, the row for the base model {match['base_model']}"
+    return f"{caption}: no row for model.base {base_model!s}, the whole table"
 
 
 def _data(inputs: ReportInputs, settings: ReportSettings, out: ReportOutputs) -> int:

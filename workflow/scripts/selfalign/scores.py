@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .shards import read_json
@@ -66,22 +66,38 @@ def differences(rows: Sequence[ScoreRow]) -> list[ScoreRow]:
     return out
 
 
-def reference_rows(reference: Mapping[str, Any] | None, benchmarks: Iterable[str]) -> list[ScoreRow]:
-    """The published numbers of a reference model (config ``report.reference``) for the scored benchmarks."""
+def matching_base_model(reference: Mapping[str, Any] | None, base_model: str | None) -> Mapping[str, Any] | None:
+    """The row of ``reference["base_models"]`` for the configured ``model.base``: its last path component
+    equals the row's ``base_model`` (case-insensitive); None when no row matches."""
+    if not reference or not base_model:
+        return None
+    name = PurePosixPath(str(base_model).rstrip("/")).name.lower()
+    return next((row for row in reference.get("base_models") or [] if str(row["base_model"]).lower() == name), None)
+
+
+def reference_rows(reference: Mapping[str, Any] | None, benchmarks: Iterable[str], base_model: str | None = None) -> list[ScoreRow]:
+    """The published numbers of a reference (config ``report.reference``) for the scored benchmarks: its
+    ``scores``, then from its ``base_models`` table the row matching ``base_model``, or every row when none
+    matches (each row's base model, then the model tuned from it)."""
     if not reference:
         return []
-    name = str(reference["name"])
+    style = str(reference.get("prompt_style", ""))
+    wanted = sorted(set(benchmarks))
+    published = [(str(reference["name"]), reference.get("scores"))]
+    match = matching_base_model(reference, base_model)
+    for row in [match] if match else reference.get("base_models") or []:
+        published += [(f"{row['base_model']} (base)", row.get("base_scores")), (str(row["name"]), row.get("scores"))]
     out = []
-    for benchmark in sorted(set(benchmarks)):
-        published = (reference.get("scores") or {}).get(benchmark)
-        if published:
-            out.append(
-                ScoreRow(
-                    benchmark, name, str(published.get("dataset", "")), str(reference.get("prompt_style", "")),
-                    published.get("problems"), {test: float(published[test]) for test in TESTS if test in published},
-                    {}, kind="reference",
+    for benchmark in wanted:
+        for name, table in published:
+            numbers = (table or {}).get(benchmark)
+            if numbers:
+                out.append(
+                    ScoreRow(
+                        benchmark, name, str(numbers.get("dataset", "")), style, numbers.get("problems"),
+                        {test: float(numbers[test]) for test in TESTS if test in numbers}, {}, kind="reference",
+                    )
                 )
-            )
     return out
 
 
