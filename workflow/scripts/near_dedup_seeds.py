@@ -47,9 +47,23 @@ for position in zip_longest(*(signatures.ids for signatures in per_shard)):
 clusters = sum(1 for seed_id, rep in representative.items() if seed_id == rep)
 
 
+# The text of every dropped seed and of each seed it duplicates, collected while the final shards are
+# written (one read of the inputs), so that the removed list shows what a person judges by eye.
+wanted = set(dropped) | {representative[seed_id] for seed_id, reason in dropped.items() if reason == "near_duplicate"}
+texts: dict[str, str] = {}
+
+
 def final_shard(source: str, target: str) -> int:
     """One shard's kept seeds, each with its row; returns how many."""
-    return write_jsonl(target, ({**r, "row": rows[r["seed_id"]]} for r in read_stage(source, "seeds") if r["seed_id"] in rows))
+
+    def kept():
+        for record in read_stage(source, "seeds"):
+            if record["seed_id"] in wanted:
+                texts[record["seed_id"]] = record["seed"]
+            if record["seed_id"] in rows:
+                yield {**record, "row": rows[record["seed_id"]]}
+
+    return write_jsonl(target, kept())
 
 
 # Clusters, stats and every final shard appear together at the end: a kill leaves none of them.
@@ -58,18 +72,25 @@ with publish_together(out.clusters, out.removed, out.stats, *out.shards, out.sha
         pub.path(out.clusters),
         {"rows": rows, "dropped": dropped, "representative": {k: v for k, v in representative.items() if k != v}},
     )
-    # every dropped seed with its reason and the seed it duplicates (the report samples them)
-    write_jsonl(
-        pub.path(out.removed),
-        (
-            {"seed_id": seed_id, "stage": "near_dedup", "reason": reason, "representative": representative.get(seed_id)}
-            for seed_id, reason in dropped.items()
-        ),
-    )
     per_shard_kept = {
         shard_name(target): final_shard(source, pub.path(target))
         for source, target in zip(snakemake.input, out.shards, strict=True)
     }
+    # every dropped seed with its reason, its text and the seed it duplicates (the report samples them)
+    write_jsonl(
+        pub.path(out.removed),
+        (
+            {
+                "seed_id": seed_id,
+                "stage": "near_dedup",
+                "reason": reason,
+                "representative": (rep := representative.get(seed_id)),
+                "seed": texts.get(seed_id),
+                **({"representative_seed": texts.get(rep)} if reason == "near_duplicate" else {}),
+            }
+            for seed_id, reason in dropped.items()
+        ),
+    )
     if sum(per_shard_kept.values()) != len(rows):  # every row lands in exactly one shard
         raise SystemExit(f"near_dedup_seeds: {len(rows)} rows kept, but the final shards hold {sum(per_shard_kept.values())}")
     stats.extra.update(
