@@ -3,6 +3,7 @@ a disabled judge is no job."""
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -95,6 +96,22 @@ def test_scoring_only_the_tuned_model_plans_no_base_scoring_job(tmp_path: Path) 
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert "results/scores/tuned/humaneval.json" in plan.stdout
     assert "results/scores/base/" not in plan.stdout
+
+
+def test_the_sft_asks_for_the_host_memory_its_memory_plan_estimates(tmp_path: Path) -> None:
+    """ZeRO's host-side states for a 15B model exceed the weights-per-rank formula: once the plan exists,
+    train_sft's mem_mb follows its host estimate."""
+    import json
+
+    write_config(tmp_path, DEFAULT_CONFIG.read_text())
+    plan = tmp_path / "results/models/sft_memory_plan.json"
+    plan.parent.mkdir(parents=True)
+    plan.write_text(json.dumps({"checked": True, "host_gib": 350.0}))
+    result = snakemake("-n", "--directory", str(tmp_path), "results/models/tuned", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    message = next(line for line in result.stdout.splitlines() if "train_sft: " in line and "mem_mb=" in line)
+    mem_mb = int(message.split("mem_mb=")[1].split(",")[0])
+    assert mem_mb == math.ceil(32000 + 350 * 1073.741824)
 
 
 def near_dedup_mem_mb(workdir: Path, config: dict) -> int:

@@ -1,4 +1,5 @@
 # Config validation, shard helpers, resource classes and input and params helpers; nothing else.
+import json
 import math
 import os
 import re
@@ -210,6 +211,19 @@ def gpu_job_mem_mb(resource_class, ranks=1):
         return attempt * math.ceil(floor + need)
 
     return mem
+
+
+def sft_mem_mb(wildcards, input, attempt):
+    """Host memory of the SFT job: the weights through every rank, or, once the sft_memory_plan rule has
+    written it, the plan's host estimate per node (ZeRO's fp32 states pass through host memory; offload
+    keeps them there) on top of the class's floor, whichever is larger."""
+    weights = gpu_job_mem_mb("train", ranks=max(SFT_GPUS, 1))(wildcards, attempt)
+    plan = Path(input.memory_plan)
+    if not plan.is_file():  # a dry run before the plan exists
+        return weights
+    host_gib = json.loads(plan.read_text()).get("host_gib") or 0
+    floor = RESOURCE_CLASSES["train"]["mem_mb"]
+    return max(weights, attempt * math.ceil(floor + host_gib * 1073.741824))  # GiB -> MB
 
 
 def near_dedup_mem_mb(wildcards, input, attempt):

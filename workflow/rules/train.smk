@@ -71,7 +71,7 @@ rule train_sft:
     conda:
         "../envs/train.yaml"
     resources:
-        mem_mb=gpu_job_mem_mb("train", ranks=max(SFT_GPUS, 1)),
+        mem_mb=sft_mem_mb,
         runtime=runtime("train"),
         gpu=SFT_GPUS,
         nodes=1,  # one DeepSpeed launcher starts every rank on its own node
