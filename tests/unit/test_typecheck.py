@@ -4,7 +4,9 @@ import sys
 from collections import Counter
 from importlib.metadata import version
 
-from selfalign.typecheck import pyright_command, typecheck
+import pytest
+
+from selfalign.typecheck import PyrightTimeout, pyright_command, typecheck
 
 CLEAN = 'def double(x: int) -> int:\n    """Double x."""\n    return 2 * x'
 TYPE_ERROR = 'def bad(x: int) -> int:\n    """Adds a string."""\n    return x + "a"'
@@ -27,10 +29,67 @@ def test_keeps_error_free_functions_in_input_order_across_parallel_batches():
     assert result.versions["python"] == ".".join(map(str, sys.version_info[:3]))
 
 
-def test_timeouts_are_bisected_down_to_single_functions_and_reported():
-    result = typecheck([CLEAN, TYPE_ERROR, UNDEFINED], timeout=0.01)
-    assert [check.reason for check in result.checks] == ["pyright_timeout"] * 3
-    assert result.pyright_runs == 5  # 3 functions: the batch, 1 + 2, then 1 + 1
+def _slow_pyright(tmp_path, marker: str, seconds: float) -> list[str]:
+    """The real pyright behind a wrapper that first sleeps when a file of its batch holds ``marker``."""
+    wrapper = tmp_path / "slow_pyright.py"
+    wrapper.write_text(
+        "import os, sys, time\n"
+        "from pathlib import Path\n"
+        "files = [arg for arg in sys.argv[1:] if arg.endswith('.py')]\n"
+        f"if any({marker!r} in Path(name).read_text() for name in files):\n"
+        f"    time.sleep({seconds})\n"
+        f"os.execv({pyright_command()[0]!r}, [{pyright_command()[0]!r}, *sys.argv[1:]])\n"
+    )
+    return [sys.executable, str(wrapper)]
+
+
+def test_a_timed_out_batch_is_bisected_and_its_results_do_not_depend_on_it(tmp_path):
+    # A batch holding the slow function times out; its halves are checked again, with the same timeout,
+    # and every function ends with the verdict it gets on a fast machine.
+    slow = 'def slow(x: int) -> int:\n    """SLOW_ON_FIRST_TRY"""\n    return x'
+    flag = tmp_path / "slept"
+    wrapper = tmp_path / "once_slow_pyright.py"
+    wrapper.write_text(  # sleeps past the timeout the first time it sees the marker, never again
+        "import os, sys, time\n"
+        "from pathlib import Path\n"
+        "files = [arg for arg in sys.argv[1:] if arg.endswith('.py')]\n"
+        f"if any('SLOW_ON_FIRST_TRY' in Path(name).read_text() for name in files) and not os.path.exists({str(flag)!r}):\n"
+        f"    Path({str(flag)!r}).touch()\n"
+        "    time.sleep(60)\n"
+        f"os.execv({pyright_command()[0]!r}, [{pyright_command()[0]!r}, *sys.argv[1:]])\n"
+    )
+    functions = [CLEAN, TYPE_ERROR, slow, UNDEFINED]
+    result = typecheck(functions, timeout=30, command=[sys.executable, str(wrapper)])
+    assert [check.reason for check in result.checks] == [None, "pyright_error", None, "pyright_error"]
+    assert result.pyright_runs == 3  # the batch, then its two halves
+    assert "pyright_timeout" not in result.counts
+
+
+def test_a_function_that_times_out_alone_twice_fails_the_check(tmp_path):
+    slow = 'def slow(x: int) -> int:\n    """ALWAYS_SLOW"""\n    return x'
+    with pytest.raises(PyrightTimeout, match=r"function 2 of the input: pyright gave no result within 3 s, twice") as error:
+        typecheck([CLEAN, TYPE_ERROR, slow], timeout=3, command=_slow_pyright(tmp_path, "ALWAYS_SLOW", 60))
+    assert error.value.index == 2
+
+
+def test_a_seed_that_times_out_fails_the_job_naming_it_and_the_setting(tmp_path, monkeypatch):
+    from selfalign import seed_filters
+    from selfalign.shards import StageStats, write_jsonl
+
+    source = tmp_path / "heuristics.jsonl"
+    write_jsonl(str(source), [
+        {"seed_id": "a", "source": "s", "seed": CLEAN},
+        {"seed_id": "b", "source": "s", "seed": 'def slow(x: int) -> int:\n    """ALWAYS_SLOW"""\n    return x'},
+    ])
+    command = _slow_pyright(tmp_path, "ALWAYS_SLOW", 60)
+    monkeypatch.setattr(seed_filters, "typecheck", lambda functions, **kw: typecheck(functions, **kw, command=command))
+    with pytest.raises(RuntimeError, match=r"heuristics.jsonl: seed b: .*raise seeds.typecheck.timeout"):
+        seed_filters.typecheck_seeds(
+            str(source), str(tmp_path / "out.jsonl"), str(tmp_path / "removed.jsonl"),
+            seed_filters.TypecheckSettings(autoimport=False, timeout=3), seed_filters.HeuristicsSettings(), 1,
+            StageStats("typecheck"),
+        )
+    assert not (tmp_path / "out.jsonl").exists()
 
 
 def test_a_crashing_function_costs_only_itself(tmp_path):
