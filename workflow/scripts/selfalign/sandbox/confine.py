@@ -1,4 +1,5 @@
-"""Confining a sample from inside a sandbox: rlimits, the compiled syscall filter, peak memory.
+"""Confining a sample from inside a sandbox: rlimits, the compiled syscall filter, peak memory, and the
+time its processes waited for a CPU.
 
 Standard library only: it runs where the workflow's package is not importable, as the pool's
 supervisor's companion (bound next to it) and as a launcher script in front of a sample
@@ -76,6 +77,25 @@ def _tree(pid: int) -> list[int]:
         except OSError:
             continue  # gone meanwhile
     return pids
+
+
+def cpu_wait_seconds(pid: int) -> float:
+    """The longest time any thread of ``pid`` and its descendants spent runnable but waiting for a CPU
+    (the scheduler's ``run_delay`` in ``/proc/PID/task/TID/schedstat``), read while they live; 0 where
+    the kernel does not report it. Time a machine's load takes from a sample, not time the sample used."""
+    waited = 0
+    for process in _tree(pid):
+        try:
+            tasks = os.listdir(f"/proc/{process}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{process}/task/{task}/schedstat") as handle:
+                    waited = max(waited, int(handle.read().split()[1]))
+            except (OSError, ValueError, IndexError):
+                continue
+    return waited / 1e9
 
 
 def peak_rss_mb(pid: int) -> float | None:

@@ -51,6 +51,34 @@ class Verdict:
     peak_memory_mb: float | None = None  # peak resident memory of the sample's largest process, if known
 
 
+# The wall limit counts the time a sample ran or slept, not the time it waited for a CPU held by other
+# processes: at the limit its deadline moves on by the longest such wait of any of its threads, up to
+# this many times the limit. A sample still running then has had less than its wall time only because
+# the machine was too busy: an infra-error (retried), never a "timeout" that a faster machine would
+# not give.
+MAX_WALL_STRETCH = 4.0
+STARVED = "sandbox: starved"  # how an infra-error from a starved sample begins
+
+
+def wall_deadline(start: float, limits: Limits, waited: float) -> float:
+    """The wall deadline (``time.monotonic`` clock) of a sample started at ``start`` whose threads
+    waited at most ``waited`` seconds for a CPU."""
+    return start + min(limits.wall_seconds + waited, limits.wall_seconds * MAX_WALL_STRETCH)
+
+
+def starved(limits: Limits, seconds: float, waited: float) -> bool:
+    """Whether a sample stopped at ``seconds`` by the wall timer got less than its wall time to itself."""
+    return seconds - waited < limits.wall_seconds
+
+
+def starved_verdict(stdout: str, stderr: str, seconds: float, waited: float, limits: Limits, peak: float | None) -> Verdict:
+    message = (
+        f"{STARVED}: stopped after {seconds:.1f} s, {waited:.1f} s of them waiting for a CPU; "
+        f"the wall limit is {limits.wall_seconds:g} s of the sample's own time (the machine is overloaded)\n"
+    )
+    return Verdict("infra-error", None, stdout, message + stderr, seconds, peak_memory_mb=peak)
+
+
 class Sandbox(Protocol):
     name: str
 

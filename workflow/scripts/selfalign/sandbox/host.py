@@ -16,8 +16,8 @@ import tempfile
 import threading
 import time
 
-from .confine import peak_rss_mb
-from .core import LAUNCHER_PREFIXES, MIB, Limits, Verdict, verdict_of
+from .confine import cpu_wait_seconds, peak_rss_mb
+from .core import LAUNCHER_PREFIXES, MIB, Limits, Verdict, starved, starved_verdict, verdict_of, wall_deadline
 
 
 def rlimit_argv(limits: Limits) -> list[str]:
@@ -102,7 +102,8 @@ def execute(
     launcher_prefixes: tuple[str, ...] = LAUNCHER_PREFIXES,
     pass_fds: tuple[int, ...] = (),
 ) -> Verdict:
-    """Run ``argv`` in its own session, capture capped output, kill the whole group at the wall limit."""
+    """Run ``argv`` in its own session, capture capped output, kill the whole group at the wall limit
+    (stretched by the time the sample waited for a CPU; see ``core.MAX_WALL_STRETCH``)."""
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
@@ -116,19 +117,30 @@ def execute(
     deadline = start + limits.wall_seconds
     status: int | None = None
     peak: float | None = None
+    waited = 0.0
     with selectors.DefaultSelector() as selector:
         for stream in tails:
             selector.register(stream, selectors.EVENT_READ)
-        while selector.get_map() and time.monotonic() < deadline:
-            for key, _ in selector.select(deadline - time.monotonic()):
-                chunk = os.read(key.fd, 65536)
-                if chunk:
-                    tails[key.fileobj].add(chunk)  # type: ignore[index]
-                else:
-                    selector.unregister(key.fileobj)
-    if time.monotonic() < deadline:
-        status, peak = _wait(proc, deadline)
+        while True:
+            while selector.get_map() and time.monotonic() < deadline:
+                for key, _ in selector.select(deadline - time.monotonic()):
+                    chunk = os.read(key.fd, 65536)
+                    if chunk:
+                        tails[key.fileobj].add(chunk)  # type: ignore[index]
+                    else:
+                        selector.unregister(key.fileobj)
+            if time.monotonic() < deadline:
+                status, peak = _wait(proc, deadline)
+            if status is not None:
+                break
+            # At the wall limit: the time the sample waited for a CPU does not count (see core.MAX_WALL_STRETCH).
+            waited = cpu_wait_seconds(proc.pid)
+            later = wall_deadline(start, limits, waited)
+            if later <= time.monotonic():
+                break
+            deadline = later
     if status is None:  # the wall limit: measure the processes while they live, then kill the group
+        elapsed = time.monotonic() - start
         peak = peak_rss_mb(proc.pid)
         with contextlib.suppress(ProcessLookupError):  # the group may have just exited
             os.killpg(proc.pid, signal.SIGKILL)
@@ -138,6 +150,8 @@ def execute(
     seconds = time.monotonic() - start
     stdout, stderr = tails[proc.stdout].text(), tails[proc.stderr].text()
     if status is None:
+        if starved(limits, elapsed, waited):
+            return starved_verdict(stdout, stderr, seconds, waited, limits, peak)
         return verdict_of(None, stdout, stderr, seconds, limits, peak, launcher_prefixes)
     # Shell convention for a signal death (bwrap reports it so; Popen gives -signal without bwrap).
     returncode = 128 - proc.returncode if proc.returncode < 0 else proc.returncode

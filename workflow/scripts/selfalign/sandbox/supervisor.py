@@ -5,9 +5,9 @@ sandbox so it can give every sample its own uid. Standard library only: it must 
 workflow's package, which the sandbox does not show; ``confine.py`` (rlimits, loading the syscall
 filter, peak memory) is bound next to it and loaded from its file.
 
-Protocol: one JSON request per line on stdin (``program``, ``uid``, ``limits``, ``start``), one JSON
-answer per line on stdout (``returncode``, ``timed_out``, ``stdout``, ``stderr``, ``seconds``,
-``peak_memory_mb``). EOF on stdin ends the supervisor, and with it the sandbox, also in the middle of a
+Protocol: one JSON request per line on stdin (``program``, ``uid``, ``limits``, ``start``,
+``max_wall_seconds``), one JSON answer per line on stdout (``returncode``, ``timed_out``, ``starved``,
+``waited_seconds``, ``stdout``, ``stderr``, ``seconds``, ``peak_memory_mb``). EOF on stdin ends the supervisor, and with it the sandbox, also in the middle of a
 sample (the job that started the pool died).
 
 Each sample gets a process tree of its own (why each step):
@@ -352,9 +352,11 @@ def run_one(request: dict, keep: set[str], slot: _Slot) -> dict:
     start = time.monotonic()
     slot.start({key: request.get(key) for key in ("uid", "limits", "start")})  # B never sees the program
     tails = {slot.out_r: _Tail(limits["output_bytes"]), slot.err_r: _Tail(limits["output_bytes"])}
-    deadline = start + limits["wall_seconds"]
-    exited = timed_out = False
+    wall = limits["wall_seconds"]
+    deadline = start + wall
+    exited = timed_out = starved = False
     peak: float | None = None
+    waited = 0.0
     with selectors.DefaultSelector() as selector:
         for fd in (slot.out_r, slot.err_r, slot.pidfd):
             selector.register(fd, selectors.EVENT_READ)
@@ -366,6 +368,14 @@ def run_one(request: dict, keep: set[str], slot: _Slot) -> dict:
         while not exited or len(selector.get_map()) > 1:  # stdin stays registered
             remaining = deadline - time.monotonic()
             if remaining <= 0 and not exited:
+                # Time spent waiting for a CPU does not count against the wall limit, up to a stretch
+                # (core.MAX_WALL_STRETCH on the host, passed in as "max_wall_seconds").
+                waited = confine.cpu_wait_seconds(slot.pid)
+                later = start + min(wall + waited, request["max_wall_seconds"])
+                if later > time.monotonic():
+                    deadline = later
+                    continue
+                starved = time.monotonic() - start - waited < wall
                 timed_out = exited = True
                 peak = confine.peak_rss_mb(slot.pid)  # measured while the sample's processes still live
                 slot.kill()
@@ -394,6 +404,8 @@ def run_one(request: dict, keep: set[str], slot: _Slot) -> dict:
     return {
         "returncode": None if timed_out else _status_code(status),
         "timed_out": timed_out,
+        "starved": starved,
+        "waited_seconds": waited,
         "stdout": tails[slot.out_r].data.decode("utf-8", errors="replace"),
         "stderr": tails[slot.err_r].data.decode("utf-8", errors="replace"),
         "seconds": seconds,

@@ -1,0 +1,80 @@
+"""The sandbox's verdicts on a loaded machine, against real bubblewrap: time a sample waits for a CPU
+held by other processes does not count against its wall limit, so a load never turns a passing sample
+into a "timeout"; a sample starved past the stretch is an infra-error, not a verdict."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from selfalign.sandbox import ExecutionSettings, Limits, make_sandbox
+from selfalign.sandbox.core import MAX_WALL_STRETCH, STARVED
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap missing: apt-get install bubblewrap")
+
+# A sample that needs one CPU second, whatever the load, then passes.
+ONE_CPU_SECOND = "import time\nwhile time.process_time() < 1.0:\n    pass\nprint('done')"
+
+
+@contextmanager
+def sharing_one_cpu(hogs: int) -> Iterator[None]:
+    """This thread, and every process it starts, on one CPU with ``hogs`` busy loops: a sample started
+    here gets at most 1 / (hogs + 1) of a CPU."""
+    cpu = min(os.sched_getaffinity(0))
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    # Each in a session of its own: with autogroup scheduling a session shares a CPU as one process would.
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True) for _ in range(hogs)]
+    try:
+        yield
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+        os.sched_setaffinity(0, previous)
+
+
+@pytest.fixture(params=["bubblewrap", "pool"])
+def backend(request) -> str:
+    if request.param == "pool" and os.geteuid() != 0:
+        pytest.skip("the sandbox pool needs root (a uid and namespaces per sample)")
+    return request.param
+
+
+def _run(backend: str, program: str, limits: Limits):
+    # Made inside the pinned context: the pool's long-lived workers take the CPU of the thread that starts them.
+    sandbox = make_sandbox(ExecutionSettings(backend=backend))
+    try:
+        return sandbox.run(program, limits)
+    finally:
+        sandbox.close()
+
+
+def test_a_sample_slowed_by_load_passes_past_its_wall_limit(backend):
+    limits = Limits(wall_seconds=3, cpu_seconds=10, memory_mb=512)
+    with sharing_one_cpu(hogs=3):  # 1 CPU second takes at least 4 s of wall time here
+        verdict = _run(backend, ONE_CPU_SECOND, limits)
+    assert (verdict.status, verdict.stdout_tail) == ("pass", "done\n"), verdict.stderr_tail
+    assert limits.wall_seconds < verdict.seconds < limits.wall_seconds * MAX_WALL_STRETCH
+
+
+def test_a_sample_starved_past_the_stretch_is_an_infra_error_not_a_timeout(backend):
+    limits = Limits(wall_seconds=1, cpu_seconds=10, memory_mb=512)
+    with sharing_one_cpu(hogs=5):  # at least 6 s of wall time: more than the 4 s the stretch allows
+        verdict = _run(backend, ONE_CPU_SECOND, limits)
+    assert verdict.status == "infra-error"
+    assert verdict.stderr_tail.startswith(f"{STARVED}: stopped after "), verdict.stderr_tail
+
+
+def test_a_sleeping_sample_still_times_out_at_its_wall_limit_under_load(backend):
+    limits = Limits(wall_seconds=1, cpu_seconds=10, memory_mb=512)
+    with sharing_one_cpu(hogs=3):
+        verdict = _run(backend, "import time\ntime.sleep(60)", limits)
+    assert (verdict.status, verdict.returncode) == ("timeout", None)
+    assert verdict.seconds < limits.wall_seconds * MAX_WALL_STRETCH
