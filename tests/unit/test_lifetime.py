@@ -176,4 +176,7 @@ def test_neardedup_workers_die_with_a_job_killed_alone(tmp_path: Path) -> None:
     os.kill(job.pid, signal.SIGKILL)  # the main process only: the workers are not told by their group
     job.wait()
     left = _left(tree)
+    for pid, (start, _) in tree.items():  # a failing run must not leave its workers hashing on
+        if (state := _stat(pid)) and state[1] == start:
+            os.kill(pid, signal.SIGKILL)
     assert not left, "pool workers left running after SIGKILL of the job's main process:\n" + "\n".join(map(_short, left))
