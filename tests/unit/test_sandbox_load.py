@@ -18,8 +18,11 @@ from selfalign.sandbox.core import MAX_WALL_STRETCH, STARVED
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap missing: apt-get install bubblewrap")
 
-# A sample that needs one CPU second, whatever the load, then passes.
-ONE_CPU_SECOND = "import time\nwhile time.process_time() < 1.0:\n    pass\nprint('done')"
+
+
+def cpu_bound(seconds: float) -> str:
+    """A sample that needs ``seconds`` of CPU time, whatever the load, then passes."""
+    return f"import time\nwhile time.process_time() < {seconds}:\n    pass\nprint('done')"
 
 
 @contextmanager
@@ -59,15 +62,16 @@ def _run(backend: str, program: str, limits: Limits):
 def test_a_sample_slowed_by_load_passes_past_its_wall_limit(backend):
     limits = Limits(wall_seconds=3, cpu_seconds=10, memory_mb=512)
     with sharing_one_cpu(hogs=3):  # 1 CPU second takes at least 4 s of wall time here
-        verdict = _run(backend, ONE_CPU_SECOND, limits)
+        verdict = _run(backend, cpu_bound(1.0), limits)
     assert (verdict.status, verdict.stdout_tail) == ("pass", "done\n"), verdict.stderr_tail
     assert limits.wall_seconds < verdict.seconds < limits.wall_seconds * MAX_WALL_STRETCH
 
 
 def test_a_sample_starved_past_the_stretch_is_an_infra_error_not_a_timeout(backend):
+    # It would pass within its wall limit on an idle machine; here it gets at most a tenth of a CPU.
     limits = Limits(wall_seconds=1, cpu_seconds=10, memory_mb=512)
-    with sharing_one_cpu(hogs=5):  # at least 6 s of wall time: more than the 4 s the stretch allows
-        verdict = _run(backend, ONE_CPU_SECOND, limits)
+    with sharing_one_cpu(hogs=9):  # at least 5 s of wall time: more than the 4 s the stretch allows
+        verdict = _run(backend, cpu_bound(0.5), limits)
     assert verdict.status == "infra-error"
     assert verdict.stderr_tail.startswith(f"{STARVED}: stopped after "), verdict.stderr_tail
 

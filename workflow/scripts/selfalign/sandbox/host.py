@@ -134,7 +134,7 @@ def execute(
             if status is not None:
                 break
             # At the wall limit: the time the sample waited for a CPU does not count (see core.MAX_WALL_STRETCH).
-            waited = cpu_wait_seconds(proc.pid)
+            waited = cpu_wait_seconds(proc.pid, time.monotonic() - start)
             later = wall_deadline(start, limits, waited)
             if later <= time.monotonic():
                 break

@@ -370,7 +370,7 @@ def run_one(request: dict, keep: set[str], slot: _Slot) -> dict:
             if remaining <= 0 and not exited:
                 # Time spent waiting for a CPU does not count against the wall limit, up to a stretch
                 # (core.MAX_WALL_STRETCH on the host, passed in as "max_wall_seconds").
-                waited = confine.cpu_wait_seconds(slot.pid)
+                waited = confine.cpu_wait_seconds(slot.pid, time.monotonic() - start)
                 later = start + min(wall + waited, request["max_wall_seconds"])
                 if later > time.monotonic():
                     deadline = later
