@@ -4,9 +4,7 @@ Every stage reads and writes ``<stage>/<shard>.jsonl`` with a ``<shard>.stats.js
 Readers fail with ``file:line: field`` on a malformed record, because polars and ``json`` alone
 name neither the file nor the line, and they check the number of records against the producer's
 stats, so a shard that lost records after it was written fails the reader instead of shrinking the
-funnel silently; where the producer recorded it (``out_sha256``: a shard written through
-``atomic_writer`` by the process that writes its ``StageStats``), the hash of the shard's content is
-checked too, so an edited record fails the same way. Writers write to a temporary file in the same directory and rename it into place,
+funnel silently. Writers write to a temporary file in the same directory and rename it into place,
 so a killed job never leaves a file that looks finished; a job with several outputs stages them all
 and renames them together at its end (``publish_together``).
 """
@@ -15,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -24,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO, cast
+from typing import Any, TextIO, cast
 
 Record = dict[str, Any]
 
@@ -45,21 +42,6 @@ def _open_text(path: Path, mode: str) -> TextIO:
     return cast(TextIO, open(path, mode, encoding="utf-8"))
 
 
-def _open_bytes(path: Path) -> BinaryIO:
-    """The (decompressed) bytes of a shard; a ``.gz`` suffix means gzip."""
-    return cast(BinaryIO, gzip.open(path, "rb")) if path.suffix == ".gz" else open(path, "rb")
-
-
-def _is_shard(path: Path) -> bool:
-    return path.name.endswith((".jsonl", ".jsonl.gz"))
-
-
-# The content hash of every shard this process wrote through ``atomic_writer``, by absolute path, for the
-# ``StageStats`` written beside it (its readers check it). SHA-256 of the uncompressed text.
-HASH_KEY = "out_sha256"
-_written: dict[Path, str] = {}
-
-
 class CountMismatch(ValueError):
     """A shard holds another number of records than its producer's stats file says it wrote."""
 
@@ -68,17 +50,6 @@ class CountMismatch(ValueError):
         super().__init__(
             f"{path}: {found} records, but its producer's stats {stats} count {expected}: the shard changed "
             "after it was written (truncated, edited or replaced); rerun the job that wrote it"
-        )
-
-
-class ContentMismatch(ValueError):
-    """A shard's content differs from what its producer's stats say it wrote (same count, other bytes)."""
-
-    def __init__(self, path: str | os.PathLike[str], found: str, expected: str, stats: str | os.PathLike[str]):
-        self.path, self.found, self.expected, self.stats = str(path), found, expected, str(stats)
-        super().__init__(
-            f"{path}: content sha256 {found}, but its producer's stats {stats} record {expected}: the shard "
-            "changed after it was written (a record edited or replaced); rerun the job that wrote it"
         )
 
 
@@ -94,14 +65,7 @@ def _shard_base(path: Path) -> str:
 
 
 def producer_count(path: str | os.PathLike[str]) -> tuple[int, Path] | None:
-    """How many records the producer of shard ``path`` wrote, and the stats file that says so."""
-    found = producer_expectation(path)
-    return None if found is None else (found[0], found[2])
-
-
-def producer_expectation(path: str | os.PathLike[str]) -> tuple[int, str | None, Path] | None:
-    """How many records the producer of shard ``path`` wrote, the content hash it recorded (None if
-    none), and the stats file that says so.
+    """How many records the producer of shard ``path`` wrote, and the stats file that says so.
 
     The producer's stats are ``{shard}.stats.json`` beside the shard (key ``out``), or, for a job that
     writes many shards at once, ``stats.json`` in the shard's directory (key ``shards.{shard}``). A shard
@@ -110,15 +74,14 @@ def producer_expectation(path: str | os.PathLike[str]) -> tuple[int, str | None,
     path = Path(path)
     beside = stats_path_for(path)
     if beside.is_file():
-        stats = read_json(beside)
-        count, digest = stats.get("out"), stats.get(HASH_KEY)
-        return (count, digest if isinstance(digest, str) else None, beside) if isinstance(count, int) else None
+        count = read_json(beside).get("out")
+        return (count, beside) if isinstance(count, int) else None
     base = _shard_base(path)
     prefix = STAGING_PREFIX if base.startswith(STAGING_PREFIX) else ""
     whole_run = path.with_name(prefix + "stats.json")
     if whole_run.is_file():
         count = (read_json(whole_run).get("shards") or {}).get(base.removeprefix(prefix))
-        return (count, None, whole_run) if isinstance(count, int) else None
+        return (count, whole_run) if isinstance(count, int) else None
     return None
 
 
@@ -130,19 +93,15 @@ def read_jsonl(
     """Yield the records of one shard, checking that ``required`` fields exist with their types.
 
     Blank lines are skipped; anything else that is not a JSON object raises ``RecordError``. Once
-    every record is read, their number is checked against the producer's stats (``producer_expectation``)
-    and a difference raises ``CountMismatch``, then the hash of the content, where recorded, and a
-    difference raises ``ContentMismatch``; ``check_count=False`` skips both (a file that is not a
+    every record is read, their number is checked against the producer's stats (``producer_count``)
+    and a difference raises ``CountMismatch``; ``check_count=False`` skips that (a file that is not a
     stage's output).
     """
     path = Path(path)
-    producer = producer_expectation(path) if check_count else None
-    digest = hashlib.sha256() if producer is not None and producer[1] is not None else None
+    producer = producer_count(path) if check_count else None
     count = 0
-    with _open_bytes(path) as handle:  # bytes: hashed as written, and json.loads takes UTF-8 bytes
+    with _open_text(path, "rt") as handle:
         for line_no, line in enumerate(handle, start=1):
-            if digest is not None:
-                digest.update(line)
             if not line.strip():
                 continue
             try:
@@ -161,12 +120,8 @@ def read_jsonl(
                     )
             count += 1
             yield record
-    if producer is not None:
-        expected_count, expected_digest, stats = producer
-        if expected_count != count:
-            raise CountMismatch(path, count, expected_count, stats)
-        if digest is not None and digest.hexdigest() != expected_digest:
-            raise ContentMismatch(path, digest.hexdigest(), cast(str, expected_digest), stats)
+    if producer is not None and producer[0] != count:
+        raise CountMismatch(path, count, *producer)
 
 
 def read_shards(
@@ -196,37 +151,15 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink()
 
 
-class _Hashing:
-    """A text handle that also hashes what is written through it (as UTF-8, as the file holds it)."""
-
-    def __init__(self, handle: TextIO):
-        self.handle, self.digest = handle, hashlib.sha256()
-
-    def write(self, text: str) -> int:
-        self.digest.update(text.encode("utf-8"))
-        return self.handle.write(text)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.handle, name)
-
-
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike[str]) -> Iterator[TextIO]:
-    """A text handle whose content appears at ``path`` only when the block completes. A shard's content
-    hash is remembered for the ``StageStats`` written beside it."""
+    """A text handle whose content appears at ``path`` only when the block completes."""
     path = Path(path)
-    hashing: _Hashing | None = None
     with atomic_path(path) as tmp:
         # the temporary name has no .gz suffix: pick the format from the final name
         handle = cast(TextIO, gzip.open(tmp, "wt", encoding="utf-8")) if path.suffix == ".gz" else _open_text(tmp, "wt")
         with handle:
-            if _is_shard(path):
-                hashing = _Hashing(handle)
-                yield cast(TextIO, hashing)
-            else:
-                yield handle
-    if hashing is not None:
-        _written[path.resolve()] = hashing.digest.hexdigest()
+            yield handle
 
 
 class Publication:
@@ -365,18 +298,7 @@ class StageStats:
         }
 
     def write(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """Write the stats to ``path``; with the content hash of the shard beside it (``{shard}.jsonl`` for
-        ``{shard}.stats.json``) if this process wrote that shard through ``atomic_writer``."""
         stats = self.as_dict()
-        path = Path(path)
-        if path.name.endswith(".stats.json"):
-            base = path.name[: -len(".stats.json")]
-            for suffix in (".jsonl", ".jsonl.gz"):
-                digest = _written.get(path.with_name(base + suffix).resolve())
-                if digest is not None:
-                    at = list(stats).index("out") + 1
-                    stats = dict([*list(stats.items())[:at], (HASH_KEY, digest), *list(stats.items())[at:]])
-                    break
         write_json(path, stats)
         return stats
 
