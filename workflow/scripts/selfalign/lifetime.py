@@ -18,8 +18,8 @@ below it, and
   exits as ``argv`` did (same code, or killed by the same signal).
 
 Process-pool workers, which start nothing of their own, need no guardian: ``die_with_parent`` as the
-pool's initializer ties each to the job. The death signal follows the *thread* that started the guardian: start it from a thread that waits for
-it (as ``subprocess.run`` does). Processes that leave the subtree by themselves (a daemon that
+pool's initializer ties each to the job. The death signal follows the *thread* that started the
+guardian: start it from a thread that waits for it (as ``subprocess.run`` does). Processes that leave the subtree by themselves (a daemon that
 double-forks into a new session *and* escapes the subreaper) are out of reach; the sandbox's own
 processes are tied to the job by bubblewrap's ``--die-with-parent`` and pid namespaces instead.
 """

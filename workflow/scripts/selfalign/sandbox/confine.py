@@ -96,7 +96,7 @@ def cpu_wait_seconds(pid: int, elapsed: float) -> float:
             tasks = os.listdir(f"/proc/{process}/task")
             with open(f"/proc/{process}/stat", "rb") as handle:
                 fields = handle.read().rpartition(b")")[2].split()
-            used += (int(fields[13]) + int(fields[14])) / ticks  # cutime, cstime (stat fields 16, 17): its reaped children
+            used += (int(fields[13]) + int(fields[14])) / ticks  # cutime, cstime (fields 16, 17): reaped children
         except (OSError, ValueError, IndexError):
             continue
         for task in tasks:

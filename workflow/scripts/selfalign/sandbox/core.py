@@ -52,10 +52,10 @@ class Verdict:
 
 
 # The wall limit counts the time a sample ran or slept, not the time it waited for a CPU held by other
-# processes: at the limit its deadline moves on by that wait (``confine.cpu_wait_seconds``: the waits of
-# its threads, at most the time none of its processes ran), up to this many times the limit. A sample still running then has had less than its wall time only because
-# the machine was too busy: an infra-error (retried), never a "timeout" that a faster machine would
-# not give.
+# processes: at the limit its deadline moves on by that wait (``confine.cpu_wait_seconds``: the waits
+# of its threads, at most the time none of its processes ran), up to this many times the limit. A
+# sample still running then, having had less than its wall time to itself, was starved by the
+# machine's load: an infra-error (retried), never a "timeout" that a less busy machine would not give.
 MAX_WALL_STRETCH = 4.0
 STARVED = "sandbox: starved"  # how an infra-error from a starved sample begins
 

@@ -117,7 +117,7 @@ def execute(
     deadline = start + limits.wall_seconds
     status: int | None = None
     peak: float | None = None
-    waited = 0.0
+    waited = elapsed = 0.0
     with selectors.DefaultSelector() as selector:
         for stream in tails:
             selector.register(stream, selectors.EVENT_READ)

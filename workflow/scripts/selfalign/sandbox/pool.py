@@ -41,8 +41,8 @@ from .seccomp import filter_file
 
 HERE = Path(__file__).parent
 SUPERVISOR_IN_SANDBOX = "/sandbox-pool/supervisor.py"
-# Beyond the (stretched) wall limit the supervisor needs a moment to reap and clean; past this margin the worker
-# is considered wedged and replaced.
+# Beyond the (stretched) wall limit the supervisor needs a moment to reap and clean; past this margin
+# the worker is considered wedged and replaced.
 ANSWER_MARGIN_SECONDS = 30.0
 Start = Literal["fork", "exec"]
 POOL_STARTS: tuple[Start, ...] = ("fork", "exec")

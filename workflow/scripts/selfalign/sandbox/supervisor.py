@@ -7,8 +7,8 @@ filter, peak memory) is bound next to it and loaded from its file.
 
 Protocol: one JSON request per line on stdin (``program``, ``uid``, ``limits``, ``start``,
 ``max_wall_seconds``), one JSON answer per line on stdout (``returncode``, ``timed_out``, ``starved``,
-``waited_seconds``, ``stdout``, ``stderr``, ``seconds``, ``peak_memory_mb``). EOF on stdin ends the supervisor, and with it the sandbox, also in the middle of a
-sample (the job that started the pool died).
+``waited_seconds``, ``stdout``, ``stderr``, ``seconds``, ``peak_memory_mb``). EOF on stdin ends the
+supervisor, and with it the sandbox, also in the middle of a sample (the job that started the pool died).
 
 Each sample gets a process tree of its own (why each step):
   supervisor --fork--> Z, the zygote, once, before the first request is read: every sample's
