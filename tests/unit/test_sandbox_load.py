@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -82,3 +83,25 @@ def test_a_sleeping_sample_still_times_out_at_its_wall_limit_under_load(backend)
         verdict = _run(backend, "import time\ntime.sleep(60)", limits)
     assert (verdict.status, verdict.returncode) == ("timeout", None)
     assert verdict.seconds < limits.wall_seconds * MAX_WALL_STRETCH
+
+
+def test_a_sample_past_the_cpu_hard_limit_is_a_timeout_under_load(backend):
+    limits = Limits(wall_seconds=30, cpu_seconds=1, memory_mb=512)
+    ignores_xcpu = "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass"
+    with sharing_one_cpu(hogs=1):
+        verdict = _run(backend, ignores_xcpu, limits)
+    assert (verdict.status, verdict.returncode) == ("timeout", 128 + signal.SIGKILL), verdict.stderr_tail
+
+
+def test_the_pool_tells_a_sigkill_apart_by_cpu_time_not_wall_time():
+    # SIGKILL comes from the CPU hard limit or from the OOM killer; in the pool, whose supervisor knows
+    # the sample's CPU time, the wall time (which load stretches) does not decide which. A sample killed
+    # after sleeping past its CPU limit used no CPU: not a timeout. (bubblewrap per sample still goes by
+    # the wall time: its outer process does not wait for the sample, so the kernel does not count it.)
+    if os.geteuid() != 0:
+        pytest.skip("the sandbox pool needs root (a uid and namespaces per sample)")
+    limits = Limits(wall_seconds=30, cpu_seconds=1, memory_mb=512)
+    sleeper = "import os, signal, time\ntime.sleep(2)\nos.kill(os.getpid(), signal.SIGKILL)"
+    verdict = _run("pool", sleeper, limits)
+    assert verdict.returncode == 128 + signal.SIGKILL and verdict.seconds >= limits.cpu_seconds
+    assert verdict.status != "timeout"

@@ -96,10 +96,16 @@ def _near_memory_limit(peak_memory_mb: float | None, limits: Limits) -> bool:
 
 
 def classify(
-    returncode: int | None, stderr: str, seconds: float, limits: Limits, peak_memory_mb: float | None = None
+    returncode: int | None,
+    stderr: str,
+    seconds: float,
+    limits: Limits,
+    peak_memory_mb: float | None = None,
+    cpu_seconds: float | None = None,
 ) -> Status:
     """The class of a program's ending: ``returncode`` in shell convention (128 + signal), None when the
-    wall timer killed it."""
+    wall timer killed it; ``cpu_seconds``: the CPU time its processes used, where known (else the wall
+    time ``seconds`` stands in for it)."""
     if returncode == 0:
         return "pass"
     stopped_by_limit = returncode is None or returncode in (128 + signal.SIGXCPU, 128 + signal.SIGKILL)
@@ -110,8 +116,10 @@ def classify(
     if MEMORY_ERROR.search(stderr):
         return "memory"
     if returncode == 128 + signal.SIGKILL:
-        # Nothing but the CPU hard limit (after an ignored SIGXCPU) or the OOM killer sends SIGKILL here.
-        return "timeout" if seconds >= limits.cpu_seconds else "memory"
+        # Nothing but the CPU hard limit (after an ignored SIGXCPU) or the OOM killer sends SIGKILL here;
+        # CPU time tells them apart whatever the load (wall time grows with it).
+        used = seconds if cpu_seconds is None else cpu_seconds
+        return "timeout" if used >= limits.cpu_seconds else "memory"
     return "fail"
 
 
@@ -123,9 +131,10 @@ def verdict_of(
     limits: Limits,
     peak_memory_mb: float | None = None,
     launcher_prefixes: tuple[str, ...] = LAUNCHER_PREFIXES,
+    cpu_seconds: float | None = None,
 ) -> Verdict:
     """The verdict of a program's ending (see ``classify``); every backend uses it."""
     if returncode not in (0, None) and stderr.startswith(launcher_prefixes):
         return Verdict("infra-error", returncode, stdout, stderr, seconds, peak_memory_mb=peak_memory_mb)
-    status = classify(returncode, stderr, seconds, limits, peak_memory_mb)
+    status = classify(returncode, stderr, seconds, limits, peak_memory_mb, cpu_seconds)
     return Verdict(status, returncode, stdout, stderr, seconds, peak_memory_mb=peak_memory_mb)

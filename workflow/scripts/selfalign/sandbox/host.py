@@ -80,7 +80,10 @@ class OutputTail:
 
 
 def _wait(proc: subprocess.Popen[bytes], deadline: float) -> tuple[int | None, float | None]:
-    """(wait status, peak RSS in MiB from the kernel's accounting) of ``proc``, or (None, None) at the deadline."""
+    """(wait status, peak RSS in MiB from the kernel's accounting) of ``proc``, or (None, None) at the deadline.
+
+    Its CPU time is not used: bwrap's outer process does not wait for the sample, so the kernel's
+    accounting misses it (the pool's supervisor reports it instead)."""
     with contextlib.closing(selectors.DefaultSelector()) as selector:
         pidfd = os.pidfd_open(proc.pid)
         try:

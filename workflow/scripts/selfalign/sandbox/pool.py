@@ -201,7 +201,8 @@ class PoolSandbox:
             )
         returncode = None if answer["timed_out"] else answer["returncode"]
         return verdict_of(
-            returncode, answer["stdout"], answer["stderr"], answer["seconds"], limits, answer["peak_memory_mb"]
+            returncode, answer["stdout"], answer["stderr"], answer["seconds"], limits, answer["peak_memory_mb"],
+            cpu_seconds=answer["cpu_seconds"],
         )
 
     def close(self) -> None:

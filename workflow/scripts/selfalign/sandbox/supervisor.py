@@ -7,7 +7,7 @@ filter, peak memory) is bound next to it and loaded from its file.
 
 Protocol: one JSON request per line on stdin (``program``, ``uid``, ``limits``, ``start``,
 ``max_wall_seconds``), one JSON answer per line on stdout (``returncode``, ``timed_out``, ``starved``,
-``waited_seconds``, ``stdout``, ``stderr``, ``seconds``, ``peak_memory_mb``). EOF on stdin ends the
+``waited_seconds``, ``stdout``, ``stderr``, ``seconds``, ``peak_memory_mb``, ``cpu_seconds``). EOF on stdin ends the
 supervisor, and with it the sandbox, also in the middle of a sample (the job that started the pool died).
 
 Each sample gets a process tree of its own (why each step):
@@ -272,7 +272,8 @@ def _zygote(channel: socket.socket, bpf: bytes) -> None:
             os.close(fd)
         _, status, usage = os.wait4(pid, 0)
         _reap_all()  # after a wall timeout B outlives A for a moment: wait until the namespace is gone
-        channel.send(json.dumps({"status": status, "maxrss_kb": usage.ru_maxrss}).encode())
+        cpu = usage.ru_utime + usage.ru_stime  # of every process of the sample: each was waited for
+        channel.send(json.dumps({"status": status, "maxrss_kb": usage.ru_maxrss, "cpu_seconds": cpu}).encode())
     os._exit(0)
 
 
@@ -302,7 +303,7 @@ class _Slot:
         except ProcessLookupError:
             pass
 
-    def ended(self) -> tuple[int, float]:
+    def ended(self) -> tuple[int, float, float]:
         """A's wait status and the peak RSS (MiB) of the largest process that was waited for."""
         message = self.channel.recv(1024)
         if not message:
@@ -310,7 +311,7 @@ class _Slot:
         report = json.loads(message)
         for fd in (self.out_r, self.err_r, self.pidfd):
             os.close(fd)
-        return report["status"], report["maxrss_kb"] / 1024
+        return report["status"], report["maxrss_kb"] / 1024, report["cpu_seconds"]
 
     def discard(self) -> None:
         os.close(self.request_w)  # B reads EOF and leaves
@@ -398,7 +399,7 @@ def run_one(request: dict, keep: set[str], slot: _Slot) -> dict:
                 else:
                     selector.unregister(key.fd)
     seconds = time.monotonic() - start
-    status, waited_peak = slot.ended()  # the zygote has reaped the whole namespace by now
+    status, waited_peak, cpu = slot.ended()  # the zygote has reaped the whole namespace by now
     _empty("/tmp", keep)
     _empty("/dev/shm", set())
     return {
@@ -410,6 +411,7 @@ def run_one(request: dict, keep: set[str], slot: _Slot) -> dict:
         "stderr": tails[slot.err_r].data.decode("utf-8", errors="replace"),
         "seconds": seconds,
         "peak_memory_mb": peak if timed_out else waited_peak,
+        "cpu_seconds": cpu,
     }
 
 
