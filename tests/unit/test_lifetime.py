@@ -19,10 +19,10 @@ from proctree import tree as _tree
 SCRIPTS = Path(__file__).resolve().parents[2] / "workflow" / "scripts"
 
 
-def _start_job(code: str) -> subprocess.Popen:
+def _start_job(code: str, *args: str) -> subprocess.Popen:
     """A job as Snakemake starts one: a Python process, here in a process group of its own."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SCRIPTS), os.environ.get("PYTHONPATH")]))}
-    return subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True)
+    return subprocess.Popen([sys.executable, "-c", code, *args], env=env, start_new_session=True)
 
 
 def _wait_for(job: subprocess.Popen, wanted: str, timeout: float = 120.0, argument: str = "") -> dict[int, tuple[int, str]]:
@@ -144,3 +144,39 @@ def test_a_job_killed_mid_sample_leaves_no_sandbox(target: str) -> None:
     # the samples run in pid namespaces below bwrap: list every process left below the sandboxes too
     left = _left(tree)
     assert not left, f"left running after SIGKILL of the job's {target}:\n" + "\n".join(map(_short, left))
+
+
+NEARDEDUP_JOB = (
+    "import sys\n"
+    "from selfalign.neardedup import shard_signatures\n"
+    "shard_signatures(sys.argv[1:], 'seed', workers=2)\n"
+)
+
+
+def test_neardedup_workers_die_with_a_job_killed_alone(tmp_path: Path) -> None:
+    sys.path.insert(0, str(SCRIPTS))
+    from selfalign.shards import write_jsonl
+
+    # Shards big enough that the two workers are still hashing when the job is killed.
+    words = [f"w{i}" for i in range(400)]
+    paths = []
+    for shard in range(8):
+        path = tmp_path / f"{shard:02d}.jsonl"
+        write_jsonl(path, (
+            {"seed_id": f"{shard}-{i}", "source": "s", "seed": " ".join(words[(i + k) % 400] for k in range(300))}
+            for i in range(4000)
+        ))
+        paths.append(str(path))
+    job = _start_job(NEARDEDUP_JOB, *paths)
+    deadline = time.monotonic() + 120
+    while len(tree := _tree(job.pid)) < 2 and time.monotonic() < deadline:
+        assert job.poll() is None, f"the job ended (exit {job.returncode}) before its workers started"
+        time.sleep(0.05)
+    assert len(tree) >= 2, [_short(cmd) for _, cmd in tree.values()]
+    os.kill(job.pid, signal.SIGKILL)  # the main process only: the workers are not told by their group
+    job.wait()
+    left = _left(tree)
+    for pid, (start, _) in tree.items():  # a failing run must not leave its workers hashing on
+        if (state := _stat(pid)) and state[1] == start:
+            os.kill(pid, signal.SIGKILL)
+    assert not left, "pool workers left running after SIGKILL of the job's main process:\n" + "\n".join(map(_short, left))

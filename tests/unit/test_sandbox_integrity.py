@@ -195,6 +195,9 @@ def test_classification_by_peak_memory():
     assert classify(None, "", 10.0, limits, peak_memory_mb=100) == "timeout"
     assert classify(128 + signal.SIGXCPU, "", 10.0, limits, peak_memory_mb=900) == "memory"
     assert classify(128 + signal.SIGKILL, "", 2.0, limits, peak_memory_mb=None) == "memory"
+    # a SIGKILL after a long wall time (a loaded machine) but little CPU is not the CPU limit's
+    assert classify(128 + signal.SIGKILL, "", 30.0, limits, cpu_seconds=0.5) == "memory"
+    assert classify(128 + signal.SIGKILL, "", 30.0, limits, cpu_seconds=11.0) == "timeout"
     assert classify(1, "Traceback ...\nMemoryError\n", 1.0, limits) == "memory"
     # a program that ends by itself with another error is that error, however much memory it used
     assert classify(1, "AssertionError\n", 1.0, limits, peak_memory_mb=900) == "fail"

@@ -17,8 +17,9 @@ below it, and
 - on ``SIGTERM``/``SIGINT``/``SIGHUP``, and when ``argv`` exits, kills every process still below it, then
   exits as ``argv`` did (same code, or killed by the same signal).
 
-The death signal follows the *thread* that started the guardian: start it from a thread that waits for
-it (as ``subprocess.run`` does). Processes that leave the subtree by themselves (a daemon that
+Process-pool workers, which start nothing of their own, need no guardian: ``die_with_parent`` as the
+pool's initializer ties each to the job. The death signal follows the *thread* that started the
+guardian: start it from a thread that waits for it (as ``subprocess.run`` does). Processes that leave the subtree by themselves (a daemon that
 double-forks into a new session *and* escapes the subreaper) are out of reach; the sandbox's own
 processes are tied to the job by bubblewrap's ``--die-with-parent`` and pid namespaces instead.
 """
@@ -41,6 +42,23 @@ def guarded(argv: Sequence[str]) -> list[str]:
     if not sys.platform.startswith("linux"):  # prctl and /proc are Linux's; elsewhere run it as it is
         return list(argv)
     return [sys.executable, "-I", "-S", str(Path(__file__).resolve()), str(os.getpid()), "--", *argv]
+
+
+def die_with_parent(parent: int) -> None:
+    """In a child process (e.g. a process pool's ``initializer``, with ``initargs=(os.getpid(),)``): the
+    kernel kills it when ``parent``, which must be its parent, dies; if that already happened, it exits now.
+
+    For pool workers, which run library code only and start nothing themselves, this is enough: SIGKILL
+    (nothing to clean up), and they must be forked by the job itself (the ``fork`` start method; a
+    fork server would be their parent instead) from a thread that lives as long as the pool.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0):
+        raise OSError(ctypes.get_errno(), f"prctl(PR_SET_PDEATHSIG): {os.strerror(ctypes.get_errno())}")
+    if os.getppid() != parent:  # the parent died before the death signal was armed, or is not our parent
+        os._exit(128 + signal.SIGKILL)
 
 
 def _parents() -> dict[int, int]:

@@ -23,6 +23,8 @@ As in text-dedup, every pair that shares an LSH band is a duplicate; no Jaccard 
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
 from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
@@ -34,6 +36,8 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+from .lifetime import die_with_parent
 
 NGRAM = 5
 DEFAULT_NUM_PERM = 128
@@ -111,7 +115,14 @@ def shard_signatures(
     jobs = [(str(path), text_field, num_perm, seed) for path in paths]
     if workers <= 1 or len(jobs) <= 1:
         return [_shard_signatures(job) for job in jobs]
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+    # Workers forked by this process (the thread that forks them waits in map), each killed by the kernel
+    # when this process dies, also by a SIGKILL of this process alone; otherwise they would run on, orphaned.
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)),
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         return list(pool.map(_shard_signatures, jobs))
 
 

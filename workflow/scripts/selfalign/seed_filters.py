@@ -22,7 +22,7 @@ from . import typecheck as pyright_check
 from .decontamination import Decontaminator, load_strings
 from .records import read_stage
 from .shards import Record, StageStats, atomic_writer, dumps, write_jsonl
-from .typecheck import add_missing_imports, import_environment, typecheck
+from .typecheck import PyrightTimeout, add_missing_imports, import_environment, typecheck
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +114,17 @@ def typecheck_seeds(
         "type-checking %d functions (%d with imports added) in batches of %d on %d workers",
         len(records), imports_added, settings.batch_size, workers,
     )
-    result = typecheck(
-        [r["seed"] for r in records], batch_size=settings.batch_size, workers=workers, timeout=settings.timeout
-    )
+    try:
+        result = typecheck(
+            [r["seed"] for r in records], batch_size=settings.batch_size, workers=workers, timeout=settings.timeout
+        )
+    except PyrightTimeout as slow:
+        seed = records[slow.index]
+        raise RuntimeError(
+            f"{source}: seed {seed['seed_id']}: pyright gave no result within {slow.timeout:g} s, twice, for this "
+            "function alone; a timeout does not drop a seed (which seeds survive would then depend on the "
+            "machine's load): raise seeds.typecheck.timeout in the config and rerun"
+        ) from None
     kept = []
     for record, outcome in zip(records, result.checks, strict=True):
         if outcome.ok:

@@ -10,7 +10,12 @@ Differences, on purpose:
   at the running interpreter, so which imports resolve depends only on this environment's packages.
 - Results are read from ``--outputjson`` instead of scraping the text report.
 - A batch that crashes or times out is bisected, so one bad function costs that function only
-  (reported as ``pyright_crash`` / ``pyright_timeout``), where the reference lost the whole batch.
+  (reported as ``pyright_crash``), where the reference lost the whole batch. Each function sits in a
+  file of its own that no other can import, so its result does not depend on the batch it is in.
+- A timeout never drops a function: which batches finish in time depends on the machine's speed and
+  load, and a drop would make the seeds depend on them. A function that times out alone is tried once
+  more; if it times out again, ``typecheck`` raises ``PyrightTimeout`` (the job fails, naming the
+  setting to raise) instead of returning a speed-dependent result.
 - Batches run in parallel, one pyright process per worker thread of the rule.
 - The packages of the running interpreter, which decide which imports resolve, are listed by
   ``import_environment`` for the stage stats.
@@ -61,7 +66,7 @@ class Diagnostic:
 @dataclass(frozen=True)
 class FunctionCheck:
     ok: bool
-    reason: str | None  # None when ok; "pyright_error", "pyright_crash" or "pyright_timeout"
+    reason: str | None  # None when ok; "pyright_error" or "pyright_crash"
     errors: list[str] = field(default_factory=list)  # "line:col: rule: message", or the failure's detail
     diagnostics: list[Diagnostic] = field(default_factory=list)  # the errors, structured (pyright_error only)
 
@@ -94,13 +99,26 @@ class _PyrightFailure(Exception):
         self.reason, self.detail = reason, detail
 
 
-AUTOIMPORT_TIMEOUT = 10  # seconds per function, as the reference's SIGALRM
+class PyrightTimeout(RuntimeError):
+    """One function alone got no result within the timeout, twice: the caller names it and the setting."""
+
+    def __init__(self, index: int, timeout: float):
+        super().__init__(
+            f"function {index} of the input: pyright gave no result within {timeout:g} s, twice, for this "
+            "function alone; dropping it would make the result depend on the machine's speed"
+        )
+        self.index, self.timeout = index, timeout
+
+
+AUTOIMPORT_TIMEOUT = 10  # CPU seconds per function, as the reference's 10 s SIGALRM
 
 
 def add_missing_imports(function: str, timeout: float = AUTOIMPORT_TIMEOUT) -> str:
     """``function`` with the imports it uses but lacks added on top (autoimport), or unchanged on failure.
 
-    The timeout uses SIGALRM, so it applies only in the main thread (elsewhere there is none).
+    The timeout counts this process's CPU time (``ITIMER_PROF``), not the wall clock, so a loaded
+    machine does not change which functions get their imports. It is a signal timer, so it applies
+    only in the main thread (elsewhere there is none).
     """
     import autoimport
 
@@ -108,9 +126,9 @@ def add_missing_imports(function: str, timeout: float = AUTOIMPORT_TIMEOUT) -> s
         raise TimeoutError
 
     in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGALRM, _expired) if in_main else None
+    previous = signal.signal(signal.SIGPROF, _expired) if in_main else None
     if in_main:
-        signal.setitimer(signal.ITIMER_REAL, timeout)
+        signal.setitimer(signal.ITIMER_PROF, timeout)
     try:
         # config={}: no pyproject.toml or user config can change what is added
         fixed = autoimport.fix_code(function, config={}).rstrip("\n")
@@ -120,8 +138,8 @@ def add_missing_imports(function: str, timeout: float = AUTOIMPORT_TIMEOUT) -> s
         return function
     finally:
         if in_main:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            signal.signal(signal.SIGPROF, previous)
 
 
 def import_environment() -> dict[str, object]:
@@ -223,22 +241,33 @@ def _errors_by_file(functions: list[str], command: list[str], timeout: float) ->
     return errors
 
 
-def _check_batch(functions: list[str], command: list[str], timeout: float) -> tuple[list[FunctionCheck], int]:
-    """Checks for one batch and the number of pyright runs it took, bisecting around failures."""
+def _check_batch(
+    functions: list[str], first: int, command: list[str], timeout: float
+) -> tuple[list[FunctionCheck], int]:
+    """Checks for one batch (``first``: the index of its first function in the input) and the number of
+    pyright runs it took, bisecting around failures."""
+    runs = 1
     try:
         errors = _errors_by_file(functions, command, timeout)
     except _PyrightFailure as failure:
-        if len(functions) == 1:
+        if len(functions) > 1:
+            middle = len(functions) // 2
+            left, left_runs = _check_batch(functions[:middle], first, command, timeout)
+            right, right_runs = _check_batch(functions[middle:], first + middle, command, timeout)
+            return left + right, 1 + left_runs + right_runs
+        if failure.reason != "pyright_timeout":
             return [FunctionCheck(ok=False, reason=failure.reason, errors=[failure.detail])], 1
-        middle = len(functions) // 2
-        left, left_runs = _check_batch(functions[:middle], command, timeout)
-        right, right_runs = _check_batch(functions[middle:], command, timeout)
-        return left + right, 1 + left_runs + right_runs
+        try:  # alone and still too slow: a load spike, or a function that needs more time than allowed
+            runs, errors = 2, _errors_by_file(functions, command, timeout)
+        except _PyrightFailure as again:
+            if again.reason == "pyright_timeout":
+                raise PyrightTimeout(first, timeout) from None
+            return [FunctionCheck(ok=False, reason=again.reason, errors=[again.detail])], 2
     checks = [
         FunctionCheck(ok=not found, reason="pyright_error" if found else None, errors=[str(d) for d in found], diagnostics=found)
         for found in errors
     ]
-    return checks, 1
+    return checks, runs
 
 
 def typecheck(
@@ -248,14 +277,15 @@ def typecheck(
     timeout: float = 120,
     command: Sequence[str] | None = None,
 ) -> TypecheckResult:
-    """Type-check each function on its own; ``command`` overrides the pyright CLI (default: this venv's)."""
+    """Type-check each function on its own; ``command`` overrides the pyright CLI (default: this venv's).
+    Raises ``PyrightTimeout`` when one function alone times out twice."""
     if batch_size < 1 or workers < 1:
         raise ValueError(f"batch_size and workers must be positive, got {batch_size} and {workers}")
     cli = list(command or pyright_command())
     versions = {"pyright": pyright_version(cli), "python": platform.python_version()}
-    batches = [functions[start : start + batch_size] for start in range(0, len(functions), batch_size)]
+    starts = range(0, len(functions), batch_size)
     with ThreadPoolExecutor(max_workers=workers) as pool:  # threads suffice: the work is in pyright processes
-        outcomes = list(pool.map(lambda batch: _check_batch(batch, cli, timeout), batches))
+        outcomes = list(pool.map(lambda start: _check_batch(functions[start : start + batch_size], start, cli, timeout), starts))
     checks = [check for batch_checks, _ in outcomes for check in batch_checks]
     counts = Counter(check.reason or "kept" for check in checks)
     return TypecheckResult(checks, versions, counts, pyright_runs=sum(runs for _, runs in outcomes))

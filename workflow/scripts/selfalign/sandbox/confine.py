@@ -1,4 +1,5 @@
-"""Confining a sample from inside a sandbox: rlimits, the compiled syscall filter, peak memory.
+"""Confining a sample from inside a sandbox: rlimits, the compiled syscall filter, peak memory, and the
+time its processes waited for a CPU.
 
 Standard library only: it runs where the workflow's package is not importable, as the pool's
 supervisor's companion (bound next to it) and as a launcher script in front of a sample
@@ -76,6 +77,37 @@ def _tree(pid: int) -> list[int]:
         except OSError:
             continue  # gone meanwhile
     return pids
+
+
+def cpu_wait_seconds(pid: int, elapsed: float) -> float:
+    """How long other processes kept ``pid`` and its descendants (a sample, started ``elapsed`` seconds
+    ago) from a CPU, read while they live; 0 where the kernel does not say.
+
+    The time its threads spent runnable but waiting for a CPU (the scheduler's ``run_delay``,
+    ``/proc/PID/task/TID/schedstat``), summed, as a sample's processes mostly run one after the other
+    (bwrap, setpriv, python), but at most the time none of its processes ran (``elapsed`` less the CPU
+    time they used, reaped children included): the waits of a sample whose own processes keep the
+    CPUs busy (a fork bomb, a parallel computation) are its own doing.
+    """
+    waited, used = 0, 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    for process in _tree(pid):
+        try:
+            tasks = os.listdir(f"/proc/{process}/task")
+            with open(f"/proc/{process}/stat", "rb") as handle:
+                fields = handle.read().rpartition(b")")[2].split()
+            used += (int(fields[13]) + int(fields[14])) / ticks  # cutime, cstime (fields 16, 17): reaped children
+        except (OSError, ValueError, IndexError):
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{process}/task/{task}/schedstat") as handle:
+                    running, delay = (int(value) for value in handle.read().split()[:2])
+            except (OSError, ValueError):
+                continue
+            waited += delay
+            used += running / 1e9
+    return max(0.0, min(waited / 1e9, elapsed - used))
 
 
 def peak_rss_mb(pid: int) -> float | None:

@@ -51,6 +51,34 @@ class Verdict:
     peak_memory_mb: float | None = None  # peak resident memory of the sample's largest process, if known
 
 
+# The wall limit counts the time a sample ran or slept, not the time it waited for a CPU held by other
+# processes: at the limit its deadline moves on by that wait (``confine.cpu_wait_seconds``: the waits
+# of its threads, at most the time none of its processes ran), up to this many times the limit. A
+# sample still running then, having had less than its wall time to itself, was starved by the
+# machine's load: an infra-error (retried), never a "timeout" that a less busy machine would not give.
+MAX_WALL_STRETCH = 4.0
+STARVED = "sandbox: starved"  # how an infra-error from a starved sample begins
+
+
+def wall_deadline(start: float, limits: Limits, waited: float) -> float:
+    """The wall deadline (``time.monotonic`` clock) of a sample started at ``start`` whose threads
+    waited at most ``waited`` seconds for a CPU."""
+    return start + min(limits.wall_seconds + waited, limits.wall_seconds * MAX_WALL_STRETCH)
+
+
+def starved(limits: Limits, seconds: float, waited: float) -> bool:
+    """Whether a sample stopped at ``seconds`` by the wall timer got less than its wall time to itself."""
+    return seconds - waited < limits.wall_seconds
+
+
+def starved_verdict(stdout: str, stderr: str, seconds: float, waited: float, limits: Limits, peak: float | None) -> Verdict:
+    message = (
+        f"{STARVED}: stopped after {seconds:.1f} s, {waited:.1f} s of them waiting for a CPU; "
+        f"the wall limit is {limits.wall_seconds:g} s of the sample's own time (the machine is overloaded)\n"
+    )
+    return Verdict("infra-error", None, stdout, message + stderr, seconds, peak_memory_mb=peak)
+
+
 class Sandbox(Protocol):
     name: str
 
@@ -68,10 +96,16 @@ def _near_memory_limit(peak_memory_mb: float | None, limits: Limits) -> bool:
 
 
 def classify(
-    returncode: int | None, stderr: str, seconds: float, limits: Limits, peak_memory_mb: float | None = None
+    returncode: int | None,
+    stderr: str,
+    seconds: float,
+    limits: Limits,
+    peak_memory_mb: float | None = None,
+    cpu_seconds: float | None = None,
 ) -> Status:
     """The class of a program's ending: ``returncode`` in shell convention (128 + signal), None when the
-    wall timer killed it."""
+    wall timer killed it; ``cpu_seconds``: the CPU time its processes used, where known (else the wall
+    time ``seconds`` stands in for it)."""
     if returncode == 0:
         return "pass"
     stopped_by_limit = returncode is None or returncode in (128 + signal.SIGXCPU, 128 + signal.SIGKILL)
@@ -82,8 +116,10 @@ def classify(
     if MEMORY_ERROR.search(stderr):
         return "memory"
     if returncode == 128 + signal.SIGKILL:
-        # Nothing but the CPU hard limit (after an ignored SIGXCPU) or the OOM killer sends SIGKILL here.
-        return "timeout" if seconds >= limits.cpu_seconds else "memory"
+        # Nothing but the CPU hard limit (after an ignored SIGXCPU) or the OOM killer sends SIGKILL here;
+        # CPU time tells them apart whatever the load (wall time grows with it).
+        used = seconds if cpu_seconds is None else cpu_seconds
+        return "timeout" if used >= limits.cpu_seconds else "memory"
     return "fail"
 
 
@@ -95,9 +131,10 @@ def verdict_of(
     limits: Limits,
     peak_memory_mb: float | None = None,
     launcher_prefixes: tuple[str, ...] = LAUNCHER_PREFIXES,
+    cpu_seconds: float | None = None,
 ) -> Verdict:
     """The verdict of a program's ending (see ``classify``); every backend uses it."""
     if returncode not in (0, None) and stderr.startswith(launcher_prefixes):
         return Verdict("infra-error", returncode, stdout, stderr, seconds, peak_memory_mb=peak_memory_mb)
-    status = classify(returncode, stderr, seconds, limits, peak_memory_mb)
+    status = classify(returncode, stderr, seconds, limits, peak_memory_mb, cpu_seconds)
     return Verdict(status, returncode, stdout, stderr, seconds, peak_memory_mb=peak_memory_mb)

@@ -16,8 +16,8 @@ import tempfile
 import threading
 import time
 
-from .confine import peak_rss_mb
-from .core import LAUNCHER_PREFIXES, MIB, Limits, Verdict, verdict_of
+from .confine import cpu_wait_seconds, peak_rss_mb
+from .core import LAUNCHER_PREFIXES, MIB, Limits, Verdict, starved, starved_verdict, verdict_of, wall_deadline
 
 
 def rlimit_argv(limits: Limits) -> list[str]:
@@ -80,7 +80,10 @@ class OutputTail:
 
 
 def _wait(proc: subprocess.Popen[bytes], deadline: float) -> tuple[int | None, float | None]:
-    """(wait status, peak RSS in MiB from the kernel's accounting) of ``proc``, or (None, None) at the deadline."""
+    """(wait status, peak RSS in MiB from the kernel's accounting) of ``proc``, or (None, None) at the deadline.
+
+    Its CPU time is not used: bwrap's outer process does not wait for the sample, so the kernel's
+    accounting misses it (the pool's supervisor reports it instead)."""
     with contextlib.closing(selectors.DefaultSelector()) as selector:
         pidfd = os.pidfd_open(proc.pid)
         try:
@@ -102,7 +105,8 @@ def execute(
     launcher_prefixes: tuple[str, ...] = LAUNCHER_PREFIXES,
     pass_fds: tuple[int, ...] = (),
 ) -> Verdict:
-    """Run ``argv`` in its own session, capture capped output, kill the whole group at the wall limit."""
+    """Run ``argv`` in its own session, capture capped output, kill the whole group at the wall limit
+    (stretched by the time the sample waited for a CPU; see ``core.MAX_WALL_STRETCH``)."""
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
@@ -116,19 +120,30 @@ def execute(
     deadline = start + limits.wall_seconds
     status: int | None = None
     peak: float | None = None
+    waited = elapsed = 0.0
     with selectors.DefaultSelector() as selector:
         for stream in tails:
             selector.register(stream, selectors.EVENT_READ)
-        while selector.get_map() and time.monotonic() < deadline:
-            for key, _ in selector.select(deadline - time.monotonic()):
-                chunk = os.read(key.fd, 65536)
-                if chunk:
-                    tails[key.fileobj].add(chunk)  # type: ignore[index]
-                else:
-                    selector.unregister(key.fileobj)
-    if time.monotonic() < deadline:
-        status, peak = _wait(proc, deadline)
+        while True:
+            while selector.get_map() and time.monotonic() < deadline:
+                for key, _ in selector.select(deadline - time.monotonic()):
+                    chunk = os.read(key.fd, 65536)
+                    if chunk:
+                        tails[key.fileobj].add(chunk)  # type: ignore[index]
+                    else:
+                        selector.unregister(key.fileobj)
+            if time.monotonic() < deadline:
+                status, peak = _wait(proc, deadline)
+            if status is not None:
+                break
+            # At the wall limit: the time the sample waited for a CPU does not count (see core.MAX_WALL_STRETCH).
+            waited = cpu_wait_seconds(proc.pid, time.monotonic() - start)
+            later = wall_deadline(start, limits, waited)
+            if later <= time.monotonic():
+                break
+            deadline = later
     if status is None:  # the wall limit: measure the processes while they live, then kill the group
+        elapsed = time.monotonic() - start
         peak = peak_rss_mb(proc.pid)
         with contextlib.suppress(ProcessLookupError):  # the group may have just exited
             os.killpg(proc.pid, signal.SIGKILL)
@@ -138,6 +153,8 @@ def execute(
     seconds = time.monotonic() - start
     stdout, stderr = tails[proc.stdout].text(), tails[proc.stderr].text()
     if status is None:
+        if starved(limits, elapsed, waited):
+            return starved_verdict(stdout, stderr, seconds, waited, limits, peak)
         return verdict_of(None, stdout, stderr, seconds, limits, peak, launcher_prefixes)
     # Shell convention for a signal death (bwrap reports it so; Popen gives -signal without bwrap).
     returncode = 128 - proc.returncode if proc.returncode < 0 else proc.returncode

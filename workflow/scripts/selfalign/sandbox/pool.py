@@ -35,14 +35,14 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from .bubblewrap import ROOT_NAMESPACES, BubblewrapSandbox
-from .core import Limits, Verdict, verdict_of
+from .core import MAX_WALL_STRETCH, Limits, Verdict, starved_verdict, verdict_of
 from .host import interpreter, launcher_env
 from .seccomp import filter_file
 
 HERE = Path(__file__).parent
 SUPERVISOR_IN_SANDBOX = "/sandbox-pool/supervisor.py"
-# Beyond the wall limit the supervisor needs a moment to reap and clean; past this margin the worker
-# is considered wedged and replaced.
+# Beyond the (stretched) wall limit the supervisor needs a moment to reap and clean; past this margin
+# the worker is considered wedged and replaced.
 ANSWER_MARGIN_SECONDS = 30.0
 Start = Literal["fork", "exec"]
 POOL_STARTS: tuple[Start, ...] = ("fork", "exec")
@@ -183,9 +183,10 @@ class PoolSandbox:
         except OSError as err:
             return Verdict("infra-error", None, "", f"sandbox-pool: cannot start bwrap: {err}", time.monotonic() - start)
         uid = self.layout.uids.free.get() if self.layout.uids else None
-        request = {"program": program, "uid": uid, "limits": asdict(limits), "start": self.start}
+        max_wall = limits.wall_seconds * MAX_WALL_STRETCH
+        request = {"program": program, "uid": uid, "limits": asdict(limits), "start": self.start, "max_wall_seconds": max_wall}
         try:
-            answer = worker.ask(request, limits.wall_seconds + ANSWER_MARGIN_SECONDS)
+            answer = worker.ask(request, max_wall + ANSWER_MARGIN_SECONDS)
         finally:
             if self.layout.uids and uid is not None:
                 self.layout.uids.free.put(uid)
@@ -194,9 +195,14 @@ class PoolSandbox:
             worker.close()
             return Verdict("infra-error", None, "", f"sandbox-pool: worker failed: {detail}", time.monotonic() - start)
         self._give_back(worker)
+        if answer["starved"]:
+            return starved_verdict(
+                answer["stdout"], answer["stderr"], answer["seconds"], answer["waited_seconds"], limits, answer["peak_memory_mb"]
+            )
         returncode = None if answer["timed_out"] else answer["returncode"]
         return verdict_of(
-            returncode, answer["stdout"], answer["stderr"], answer["seconds"], limits, answer["peak_memory_mb"]
+            returncode, answer["stdout"], answer["stderr"], answer["seconds"], limits, answer["peak_memory_mb"],
+            cpu_seconds=answer["cpu_seconds"],
         )
 
     def close(self) -> None:

@@ -5,10 +5,10 @@ sandbox so it can give every sample its own uid. Standard library only: it must 
 workflow's package, which the sandbox does not show; ``confine.py`` (rlimits, loading the syscall
 filter, peak memory) is bound next to it and loaded from its file.
 
-Protocol: one JSON request per line on stdin (``program``, ``uid``, ``limits``, ``start``), one JSON
-answer per line on stdout (``returncode``, ``timed_out``, ``stdout``, ``stderr``, ``seconds``,
-``peak_memory_mb``). EOF on stdin ends the supervisor, and with it the sandbox, also in the middle of a
-sample (the job that started the pool died).
+Protocol: one JSON request per line on stdin (``program``, ``uid``, ``limits``, ``start``,
+``max_wall_seconds``), one JSON answer per line on stdout (``returncode``, ``timed_out``, ``starved``,
+``waited_seconds``, ``stdout``, ``stderr``, ``seconds``, ``peak_memory_mb``, ``cpu_seconds``). EOF on stdin ends the
+supervisor, and with it the sandbox, also in the middle of a sample (the job that started the pool died).
 
 Each sample gets a process tree of its own (why each step):
   supervisor --fork--> Z, the zygote, once, before the first request is read: every sample's
@@ -272,7 +272,8 @@ def _zygote(channel: socket.socket, bpf: bytes) -> None:
             os.close(fd)
         _, status, usage = os.wait4(pid, 0)
         _reap_all()  # after a wall timeout B outlives A for a moment: wait until the namespace is gone
-        channel.send(json.dumps({"status": status, "maxrss_kb": usage.ru_maxrss}).encode())
+        cpu = usage.ru_utime + usage.ru_stime  # of every process of the sample: each was waited for
+        channel.send(json.dumps({"status": status, "maxrss_kb": usage.ru_maxrss, "cpu_seconds": cpu}).encode())
     os._exit(0)
 
 
@@ -302,7 +303,7 @@ class _Slot:
         except ProcessLookupError:
             pass
 
-    def ended(self) -> tuple[int, float]:
+    def ended(self) -> tuple[int, float, float]:
         """A's wait status and the peak RSS (MiB) of the largest process that was waited for."""
         message = self.channel.recv(1024)
         if not message:
@@ -310,7 +311,7 @@ class _Slot:
         report = json.loads(message)
         for fd in (self.out_r, self.err_r, self.pidfd):
             os.close(fd)
-        return report["status"], report["maxrss_kb"] / 1024
+        return report["status"], report["maxrss_kb"] / 1024, report["cpu_seconds"]
 
     def discard(self) -> None:
         os.close(self.request_w)  # B reads EOF and leaves
@@ -352,9 +353,11 @@ def run_one(request: dict, keep: set[str], slot: _Slot) -> dict:
     start = time.monotonic()
     slot.start({key: request.get(key) for key in ("uid", "limits", "start")})  # B never sees the program
     tails = {slot.out_r: _Tail(limits["output_bytes"]), slot.err_r: _Tail(limits["output_bytes"])}
-    deadline = start + limits["wall_seconds"]
-    exited = timed_out = False
+    wall = limits["wall_seconds"]
+    deadline = start + wall
+    exited = timed_out = starved = False
     peak: float | None = None
+    waited = 0.0
     with selectors.DefaultSelector() as selector:
         for fd in (slot.out_r, slot.err_r, slot.pidfd):
             selector.register(fd, selectors.EVENT_READ)
@@ -366,6 +369,14 @@ def run_one(request: dict, keep: set[str], slot: _Slot) -> dict:
         while not exited or len(selector.get_map()) > 1:  # stdin stays registered
             remaining = deadline - time.monotonic()
             if remaining <= 0 and not exited:
+                # Time spent waiting for a CPU does not count against the wall limit, up to a stretch
+                # (core.MAX_WALL_STRETCH on the host, passed in as "max_wall_seconds").
+                waited = confine.cpu_wait_seconds(slot.pid, time.monotonic() - start)
+                later = start + min(wall + waited, request["max_wall_seconds"])
+                if later > time.monotonic():
+                    deadline = later
+                    continue
+                starved = time.monotonic() - start - waited < wall
                 timed_out = exited = True
                 peak = confine.peak_rss_mb(slot.pid)  # measured while the sample's processes still live
                 slot.kill()
@@ -388,16 +399,19 @@ def run_one(request: dict, keep: set[str], slot: _Slot) -> dict:
                 else:
                     selector.unregister(key.fd)
     seconds = time.monotonic() - start
-    status, waited_peak = slot.ended()  # the zygote has reaped the whole namespace by now
+    status, waited_peak, cpu = slot.ended()  # the zygote has reaped the whole namespace by now
     _empty("/tmp", keep)
     _empty("/dev/shm", set())
     return {
         "returncode": None if timed_out else _status_code(status),
         "timed_out": timed_out,
+        "starved": starved,
+        "waited_seconds": waited,
         "stdout": tails[slot.out_r].data.decode("utf-8", errors="replace"),
         "stderr": tails[slot.err_r].data.decode("utf-8", errors="replace"),
         "seconds": seconds,
         "peak_memory_mb": peak if timed_out else waited_peak,
+        "cpu_seconds": cpu,
     }
 
 
