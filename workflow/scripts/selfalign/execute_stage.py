@@ -50,6 +50,7 @@ def execute_samples(
 
     counts: Counter = Counter()
     execution_seconds = 0.0
+    retried = 0
     out = []
     for i, row in enumerate(rows):
         program = built[i].program
@@ -61,11 +62,13 @@ def execute_samples(
             status = verdict.status
             # No timing in the record (same config, same bytes): run times go to the stats only.
             execution_seconds += verdict.seconds
+            # Nor how many attempts it took: a sample starved by load is retried (infra-error), so the
+            # count depends on the machine's load; the total goes to the stats as run history.
+            retried += verdict.attempts - 1
             detail = {
                 "returncode": verdict.returncode,
                 "stdout_tail": verdict.stdout_tail,
                 "stderr_tail": verdict.stderr_tail,
-                "attempts": verdict.attempts,
             }
         counts[status] += 1
         out.append(
@@ -80,6 +83,7 @@ def execute_samples(
     stats.kept(len(out))
     stats.extra["verdicts"] = dict(sorted(counts.items()))
     stats.extra["execution_seconds"] = round(execution_seconds, 3)  # timing: sum of the samples' run times
+    stats.extra["infra_retries"] = retried  # run history: retries of samples the sandbox could not run
     stats.extra["limits"] = limits.__dict__
     if counts.get("infra-error"):
         log.warning("%d samples could not be run by the sandbox (infra-error); they are kept and reported", counts["infra-error"])
