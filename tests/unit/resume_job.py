@@ -34,5 +34,5 @@ def step(chunk, chunk_stats):
 out = run_in_chunks(rows, step, output, chunk_rows, stats, key)
 write_jsonl(output, out)
 discard_chunks(output)
-counts = {"in": stats.records_in, "out": stats.records_out, "dropped": dict(stats.dropped)}
+counts = {"in": stats.records_in, "out": stats.records_out, "dropped": dict(stats.dropped), "removed": stats.removed}
 Path(output + ".counts.json").write_text(json.dumps(counts, sort_keys=True))

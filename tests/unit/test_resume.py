@@ -55,7 +55,9 @@ def seed_rows(count: int) -> list[dict]:
 
 
 def counts(stats: StageStats) -> dict:
-    return {"in": stats.records_in, "out": stats.records_out, "dropped": dict(stats.dropped)}
+    """The counts and the dropped records (one per counted drop, with its reason and completion)."""
+    assert len(stats.removed) == sum(stats.dropped.values())
+    return {"in": stats.records_in, "out": stats.records_out, "dropped": dict(stats.dropped), "removed": stats.removed}
 
 
 def test_same_shard_twice_is_identical_on_transformers(model_dir: Path, tmp_path: Path) -> None:
@@ -80,8 +82,9 @@ def test_chunked_run_equals_one_call(model_dir: Path, tmp_path: Path) -> None:
     step = lambda chunk, stats: instruct.concepts_step(chunk, FEWSHOT, backend, StepSettings.from_config(SAMPLING), 3407, stats)  # noqa: E731
     chunked = run_in_chunks(rows, step, tmp_path / "00.jsonl", 2, chunked_stats, "key")
     assert chunked == whole and counts(chunked_stats) == counts(whole_stats)
-    assert sorted(p.name for p in chunk_dir_for(tmp_path / "00.jsonl").iterdir())[:2] == [
+    assert sorted(p.name for p in chunk_dir_for(tmp_path / "00.jsonl").iterdir())[:3] == [
         "000000.jsonl",
+        "000000.removed.jsonl",
         "000000.stats.json",
     ]
 

@@ -271,3 +271,18 @@ def test_data_section_shows_the_seed_text_of_a_known_sft_pair(run, rendered):
     assert words in " ".join(text.split()), "the seed text of the pair is not rendered"
     assert "samples of this instruction that passed" in text
     assert "verdict_" in text or "match" in text  # dropped records per reason
+
+
+def test_data_section_samples_every_drop_reason_the_funnel_counts(run, report):
+    """Each (stage, reason) with drops in the stats files has its sample of dropped records in the data
+    section: seed filters, judge, near-dedup, verdicts, format checks and the selection alike."""
+    results_dir, _ = run
+    counted = set()
+    for path in sorted(results_dir.rglob("*stats.json")):
+        stats = json.loads(path.read_text())
+        if isinstance(stats, dict) and stats.get("stage") not in NOT_FUNNEL and "in" in stats:
+            counted |= {(stats["stage"], reason) for reason, count in stats["dropped"].items() if count}
+    data = result_text(embedded(report, "results"), "data.html")
+    shown = set(re.findall(r'data-stage="([^"]+)" data-reason="([^"]+)"', data))
+    assert counted == shown
+    assert ("select_candidates", "tests_without_code") in shown or not any(s == "select_candidates" for s, _ in counted)

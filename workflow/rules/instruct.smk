@@ -12,6 +12,7 @@ rule generate_concepts:
     output:
         shard="results/instruct/concepts/{shard}.jsonl",
         stats="results/instruct/concepts/{shard}.stats.json",
+        removed="results/instruct/concepts/{shard}.removed.jsonl",
     params:
         step="concepts",
         sampling=section("generation", "concepts"),
@@ -42,6 +43,7 @@ use rule generate_concepts as generate_instructions with:
     output:
         shard="results/instruct/instructions/{shard}.jsonl",
         stats="results/instruct/instructions/{shard}.stats.json",
+        removed="results/instruct/instructions/{shard}.removed.jsonl",
     params:
         step="instructions",
         sampling=section("generation", "instructions"),

@@ -10,6 +10,7 @@ use rule generate_concepts as generate_responses with:
     output:
         shard="results/respond/responses/{shard}.jsonl",
         stats="results/respond/responses/{shard}.stats.json",
+        removed="results/respond/responses/{shard}.removed.jsonl",
     params:
         step="responses",
         sampling=section("generation", "responses"),

@@ -12,7 +12,7 @@ from selfalign.generation import StepSettings
 from selfalign.records import read_stage
 from selfalign.resume import discard_chunks, fingerprint, run_in_chunks
 from selfalign.rulekit import progress_logger, shard_name, start_logging
-from selfalign.shards import StageStats, write_jsonl
+from selfalign.shards import StageStats, publish_together, write_jsonl
 
 STEPS = {
     # step: (input stage, step function)
@@ -55,10 +55,14 @@ def main() -> None:
             key,
         )
         stats.versions = backend.versions()
-    write_jsonl(snakemake.output.shard, out)
-    discard_chunks(snakemake.output.shard)
     stats.extra["sampling"] = dict(snakemake.params.sampling)
-    log.info("%s", stats.write(snakemake.output.stats))
+    output = snakemake.output
+    # The shard, its dropped records (each with its reason and completion) and the stats appear together.
+    with publish_together(output.shard, output.removed, output.stats) as pub:
+        write_jsonl(pub.path(output.shard), out)
+        write_jsonl(pub.path(output.removed), stats.removed)
+        log.info("%s", stats.write(pub.path(output.stats)))
+    discard_chunks(output.shard)
 
 
 # A main guard: vLLM may start its engine in a spawned process, which imports this script again as

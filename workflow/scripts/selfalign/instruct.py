@@ -43,7 +43,7 @@ def _generate(
         seed = records.sampling_seed(base_seed, record["row"])
         info = build(record, seed)
         if backend.count_tokens(info.text) + settings.sampling.max_new_tokens > backend.max_context:
-            stats.drop("prompt_too_long", settings.sampling.n)
+            stats.drop("prompt_too_long", settings.sampling.n, record=record)
             continue
         pending.append((record, info, seed))
     requests = [
@@ -55,9 +55,13 @@ def _generate(
 
 
 def _first_usable(
-    completions: list[Completion], parse: Callable[[str], tuple[Any, str | None]], stats: StageStats
+    record: Record,
+    completions: list[Completion],
+    parse: Callable[[str], tuple[Any, str | None]],
+    stats: StageStats,
 ) -> tuple[Any, Completion] | None:
-    """The first completion that ended by itself and parses; the rest of the row's drops are counted."""
+    """The first completion that ended by itself and parses; a row without one is dropped, kept in
+    ``stats.removed`` with its last completion."""
     reasons: list[str] = []
     for completion in completions:
         if completion.finish_reason == "length":
@@ -68,7 +72,8 @@ def _first_usable(
             reasons.append(reason or "unparsable")
             continue
         return value, completion
-    stats.drop(reasons[-1] if reasons else "no_completion")
+    last = {"completion": completions[-1].text} if completions else {}
+    stats.drop(reasons[-1] if reasons else "no_completion", record={**record, **last})
     return None
 
 
@@ -87,7 +92,7 @@ def _one_output_per_row(
     stats.seen(len(rows))
     out = []
     for record, info, seed, completions in _generate(rows, build, backend, settings, base_seed, stats):
-        usable = _first_usable(completions, parse, stats)
+        usable = _first_usable(record, completions, parse, stats)
         if usable is None:
             continue
         value, completion = usable
@@ -165,12 +170,13 @@ def responses_step(
     )
     for record, info, seed, completions in generated:
         for index, completion in enumerate(completions):
+            sample = {**record, "sample_index": index, "completion": completion.text}
             if completion.finish_reason == "length":
-                stats.drop("length")
+                stats.drop("length", record=sample)
                 continue
             parsed, reason = prompts.parse_response(completion.text, fewshot.format)
             if parsed is None:
-                stats.drop(reason or "unparsable")
+                stats.drop(reason or "unparsable", record=sample)
                 continue
             out.append(
                 {

@@ -24,7 +24,7 @@ HIDDEN_FIELDS = ("provenance", "program", "selection_keys")
 # Shown first, as they say why a record was dropped; the rest follow in the record's order, the seed last.
 FIRST_FIELDS = (
     "seed_id", "source", "benchmark", "task_id", "method", "matched", "verdict", "execution.stderr_tail",
-    "execution.stdout_tail", "execution.returncode", "instruction", "response", "tests",
+    "execution.stdout_tail", "execution.returncode", "instruction", "response", "tests", "completion",
 )
 TEXT_LIMIT = 2000  # characters of one field shown; the files hold the rest
 

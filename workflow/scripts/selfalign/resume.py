@@ -88,15 +88,19 @@ def run_in_chunks(
     starts = range(0, len(rows), chunk_rows)
     for number, start in enumerate(starts):
         records_path = directory / f"{number:06d}.jsonl"
+        removed_path = directory / f"{number:06d}.removed.jsonl"  # the chunk's dropped records (stats.removed)
         stats_path = directory / f"{number:06d}.stats.json"  # written last: its presence marks the chunk done
-        if stats_path.exists():
+        if stats_path.exists() and removed_path.exists():
             out.extend(read_jsonl(records_path))
+            stats.removed.extend(read_jsonl(removed_path))
             _merge(stats, read_json(stats_path))
             log.info("chunk %d/%d: done by an earlier attempt, skipped", number + 1, len(starts))
             continue
         part = StageStats(stats.stage, stats.shard)
         produced = step(rows[start : start + chunk_rows], part)
         write_jsonl(records_path, produced)
+        write_jsonl(removed_path, part.removed)
+        stats.removed.extend(part.removed)
         counts = {"in": part.records_in, "out": part.records_out, "dropped": dict(part.dropped), "extra": part.extra}
         write_json(stats_path, counts)
         out.extend(produced)

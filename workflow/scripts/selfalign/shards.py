@@ -263,7 +263,8 @@ class StageStats:
     """Counts for one shard of one stage: records in, out, dropped by reason, seconds, versions.
 
     Use ``drop(reason)`` for every record that does not go on, so that ``in == out + dropped``
-    can be checked by the funnel.
+    can be checked by the funnel; ``drop(reason, record=...)`` also keeps the dropped record, with its
+    reason, in ``removed`` (a stage's ``removed.jsonl``; not part of the stats file).
     """
 
     def __init__(self, stage: str, shard: str | int | None = None):
@@ -274,6 +275,7 @@ class StageStats:
         self.dropped: Counter[str] = Counter()
         self.extra: dict[str, Any] = {}
         self.versions: dict[str, str] = {}
+        self.removed: list[Record] = []
         self._start = time.perf_counter()
 
     def seen(self, count: int = 1) -> None:
@@ -282,8 +284,10 @@ class StageStats:
     def kept(self, count: int = 1) -> None:
         self.records_out += count
 
-    def drop(self, reason: str, count: int = 1) -> None:
+    def drop(self, reason: str, count: int = 1, record: Mapping[str, Any] | None = None) -> None:
         self.dropped[reason] += count
+        if record is not None:  # one row per counted drop, as every removed file has
+            self.removed.extend({"reason": reason, **record} for _ in range(count))
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -86,15 +86,18 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "concepts", "seed -> concepts", "results/instruct/concepts/{shard}.stats.json", ("generation",),
         "Seed -> concepts: the base model lists the programming concepts of each seed (few-shot).",
+        (Dropped("results/instruct/concepts/{shard}.removed.jsonl"),),
     ),
     Stage(
         "instructions", "concepts -> instruction", "results/instruct/instructions/{shard}.stats.json", ("generation",),
         "Concepts -> instruction: the base model writes a task from the concepts, with a sampled category and difficulty.",
+        (Dropped("results/instruct/instructions/{shard}.removed.jsonl"),),
     ),
     Stage(
         "responses", "instruction -> responses (samples)", "results/respond/responses/{shard}.stats.json",
         ("generation", "selection"),  # the selection funnel starts at the generated samples
         "Instruction -> responses: the base model samples n responses, each with its tests.",
+        (Dropped("results/respond/responses/{shard}.removed.jsonl"),),
     ),
     Stage(
         "execute", "execution (all samples, verdicts)", "results/execute/verdicts/{shard}.stats.json", ("selection",),
