@@ -89,6 +89,19 @@ def test_memory_bomb(sandbox):
     assert verdict.status == "memory"
 
 
+def test_a_large_job_process_does_not_make_a_cpu_timeout_a_memory_verdict(sandbox):
+    """A scoring job may hold a model: its sandbox's children start with the job's size in the kernel's
+    peak-memory count (kept across exec), which must not read as the sample's."""
+    held = bytearray(600 * 1024 * 1024)
+    for offset in range(0, len(held), 4096):
+        held[offset] = 1  # resident, as a loaded model is
+    ignores_xcpu = "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass"
+    verdict = sandbox.run(ignores_xcpu, Limits(wall_seconds=30, cpu_seconds=1, memory_mb=512))
+    assert (verdict.status, verdict.returncode) == ("timeout", 128 + signal.SIGKILL), verdict
+    assert sandbox.run("chunks = []\nwhile True:\n    chunks.append(bytearray(64 * 1024 * 1024))", FAST).status == "memory"
+    del held
+
+
 def test_endless_output_is_capped(sandbox):
     verdict = sandbox.run("while True:\n    print('y' * 1000)", Limits(wall_seconds=1, output_bytes=2048))
     assert verdict.status == "timeout"

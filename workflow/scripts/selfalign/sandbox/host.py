@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import resource
 import selectors
 import shutil
 import signal
@@ -94,7 +95,11 @@ def _wait(proc: subprocess.Popen[bytes], deadline: float) -> tuple[int | None, f
             os.close(pidfd)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return status, usage.ru_maxrss / 1024  # KiB on Linux; includes the descendants it waited for
+    # KiB on Linux; includes the descendants it waited for. A child's count starts at this process's own
+    # size when it was forked (Linux keeps it across exec), so a peak not above ours says nothing about
+    # the sample: unknown, rather than a "memory" verdict for a job that merely holds a large model.
+    ours = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return status, (usage.ru_maxrss / 1024 if usage.ru_maxrss > ours else None)
 
 
 def execute(
