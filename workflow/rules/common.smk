@@ -223,7 +223,8 @@ def sft_mem_mb(wildcards, input, attempt):
         return weights
     host_gib = json.loads(plan.read_text()).get("host_gib") or 0
     floor = RESOURCE_CLASSES["train"]["mem_mb"]
-    return max(weights, attempt * math.ceil(floor + host_gib * 1073.741824))  # GiB -> MB
+    planned = attempt * math.ceil(floor + host_gib * 1073.741824)  # GiB -> MB
+    return max(weights, planned)
 
 
 def near_dedup_mem_mb(wildcards, input, attempt):
