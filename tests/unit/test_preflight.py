@@ -122,3 +122,12 @@ def test_a_missing_program_is_a_problem_unless_the_config_does_not_use_it() -> N
             "env", {"execute.yaml": env}, execution_backend="apptainer",
         )
         assert run_checks(settings)["checks"]["packages"] == []
+
+
+def test_only_the_generating_rules_env_is_required_others_are_warnings() -> None:
+    """A split setup runs the generation rules from a vLLM environment and the rest from another: a package
+    missing from an env other than the generating rules' is a warning, not a stop."""
+    envs = {"generate-vllm.yaml": VLLM_ENV, "train.yaml": {"rules": ["train_sft"], "dependencies": [{"pip": ["no-such-dist==1.0"]}]}}
+    result = envcheck.check_env_packages(envs, "env", required=["generate-vllm.yaml"])
+    assert [p.split(" needs ")[1].split(",")[0] for p in result["problems"]] == ["vllm==0.33.0"]
+    assert any(note.startswith("warning: workflow/envs/train.yaml (rules train_sft) needs no-such-dist==1.0") for note in result["notes"])

@@ -6,7 +6,7 @@ from selfalign.shards import write_json
 
 params = snakemake.params
 settings = PreflightSettings.from_config(
-    params.model, params.sources, params.software, dict(params.rule_envs), params.execution_backend
+    params.model, params.sources, params.software, dict(params.rule_envs), params.execution_backend, params.required_envs
 )
 log = start_logging(snakemake.log[0], "preflight")
 result = run_checks(settings)

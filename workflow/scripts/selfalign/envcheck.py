@@ -86,10 +86,15 @@ def _release(version: str) -> str:
 
 
 def check_requirements(
-    requirements: Iterable[Requirement], rules_by_env: Mapping[str, list[str]], skip: Iterable[str] = ()
+    requirements: Iterable[Requirement],
+    rules_by_env: Mapping[str, list[str]],
+    skip: Iterable[str] = (),
+    required: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """Missing packages (problems) and other versions than pinned (notes), for this interpreter;
-    ``skip`` names requirements the configuration does not use (``bwrap`` with another sandbox)."""
+    ``skip`` names requirements the configuration does not use (``bwrap`` with another sandbox);
+    ``required`` names the envs whose missing packages are problems (None: all), the others' are notes."""
+    required = None if required is None else set(required)
     problems: list[str] = []
     notes: list[str] = []
     seen: set[tuple[str, str]] = {("any", name) for name in skip}
@@ -109,16 +114,25 @@ def check_requirements(
             installed = _installed_version(req.name)
             pin = f"=={req.version}" if req.version else ""
             if installed is None:
-                problems.append(f"{needed_by} needs {req.name}{pin}, which is not installed in {sys.executable}")
+                missing = f"{needed_by} needs {req.name}{pin}, which is not installed in {sys.executable}"
+                if required is None or req.env in required:
+                    problems.append(missing)
+                else:  # e.g. rules run from another environment in a split setup; said, not fatal
+                    notes.append(f"warning: {missing} (run those rules from an environment that has it)")
             elif req.version and _release(installed) != req.version:
                 notes.append(f"{req.name} {installed} is installed; workflow/envs/{req.env} pins {req.version}")
     return {"problems": problems, "notes": notes}
 
 
-def check_env_packages(envs: Mapping[str, Mapping[str, Any]], deployment: str, skip: Iterable[str] = ()) -> dict[str, Any]:
+def check_env_packages(
+    envs: Mapping[str, Mapping[str, Any]],
+    deployment: str,
+    skip: Iterable[str] = (),
+    required: Iterable[str] | None = None,
+) -> dict[str, Any]:
     """The preflight check of the envs' packages (``envs``: env file name -> its ``rules`` and
-    ``dependencies``); skipped when conda builds every rule's env."""
+    ``dependencies``); skipped when conda builds every rule's env. ``required``: see ``check_requirements``."""
     if deployment == "conda":
         return {"problems": [], "notes": ["skipped: conda builds each rule's env from its file"]}
     requirements = [req for name, env in sorted(envs.items()) for req in env_requirements(name, env["dependencies"])]
-    return check_requirements(requirements, {name: list(env["rules"]) for name, env in envs.items()}, skip)
+    return check_requirements(requirements, {name: list(env["rules"]) for name, env in envs.items()}, skip, required)

@@ -31,6 +31,9 @@ class PreflightSettings:
     software: str = "conda"
     rule_envs: Mapping[str, Mapping[str, Any]] | None = None
     skip_requirements: Sequence[str] = ()
+    # envs whose missing packages stop the run: the generating rules' (the backend picks it); a package
+    # missing from another env is a warning (a split setup may run those rules from another environment)
+    required_envs: Sequence[str] | None = None
 
     @classmethod
     def from_config(
@@ -40,6 +43,7 @@ class PreflightSettings:
         software: str = "conda",
         rule_envs: Mapping[str, Mapping[str, Any]] | None = None,
         execution_backend: str = "bubblewrap",
+        required_envs: Sequence[str] | None = None,
     ) -> PreflightSettings:
         return cls(
             model_base=model.get("base"),
@@ -53,6 +57,7 @@ class PreflightSettings:
             rule_envs=dict(rule_envs or {}),
             # the bubblewrap program matters only to that sandbox backend
             skip_requirements=() if execution_backend == "bubblewrap" else ("bwrap",),
+            required_envs=None if required_envs is None else tuple(required_envs),
         )
 
 
@@ -110,7 +115,7 @@ def check_sources(settings: PreflightSettings) -> list[str]:
 def run_checks(settings: PreflightSettings) -> dict[str, Any]:
     """Every check's problems by name, whether all passed, and notes worth reading (other versions)."""
     packages = (
-        envcheck.check_env_packages(settings.rule_envs, settings.software, settings.skip_requirements)
+        envcheck.check_env_packages(settings.rule_envs, settings.software, settings.skip_requirements, settings.required_envs)
         if settings.rule_envs is not None
         else {"problems": [], "notes": []}
     )
