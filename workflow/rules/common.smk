@@ -63,6 +63,35 @@ def software_deployment():
     return "conda" if any(str(m).lower().endswith("conda") for m in methods) else "env"
 
 
+def rule_envs(wildcards):
+    """Env file name -> the rules that use it and the file's dependencies, for the preflight's package
+    check (called once every rule is defined; contents, not paths, so a moved run plans nothing).
+    """
+    envs = {}
+    for defined in workflow.rules:
+        env = defined.conda_env
+        if env is None or callable(env):
+            continue
+        path = env.get_path_or_uri() if hasattr(env, "get_path_or_uri") else str(env)
+        # a literal env path is relative to the file that defines the rule; a remote module's env file
+        # is not local (conda deployment checks those)
+        path = os.path.join(os.path.dirname(str(defined.snakefile)), path)
+        if not os.path.isfile(path):
+            continue
+        entry = envs.setdefault(
+            os.path.basename(path), {"rules": [], "dependencies": None}
+        )
+        entry["rules"].append(defined.name)
+        if entry["dependencies"] is None:
+            with open(path, encoding="utf-8") as handle:
+                spec = yaml.safe_load(handle) or {}
+            entry["dependencies"] = spec.get("dependencies", [])
+    return {
+        name: {**entry, "rules": sorted(entry["rules"])}
+        for name, entry in sorted(envs.items())
+    }
+
+
 # The Slurm profile deploys per-rule conda envs; without conda on the submit host Snakemake would stop
 # with "Error running conda info". Say what to do instead.
 if (
