@@ -191,3 +191,17 @@ def test_the_preflight_stops_an_empty_source_tree_before_any_job(tmp_path: Path)
     output = result.stdout + result.stderr
     assert f"config sources.paths[0]: {empty} holds no file matching" in output
     assert not (tmp_path / "results" / "seeds" / "extracted").exists()  # no job after the preflight ran
+
+
+def test_the_preflight_names_a_package_the_backend_needs_but_this_environment_lacks(tmp_path: Path) -> None:
+    """Without conda every job runs in this interpreter: backend vllm there needs vllm installed."""
+    pytest.importorskip("snakemake")
+    if shutil.which("vllm") or __import__("importlib.util").util.find_spec("vllm"):
+        pytest.skip("vllm is installed in the test environment")
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["generation"]["backend"] = "vllm"
+    write_config(tmp_path, yaml.safe_dump(config))
+    result = snakemake("--cores", "1", "--directory", str(tmp_path), "results/preflight.json", cwd=tmp_path)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "workflow/envs/generate-vllm.yaml (rules " in output and "needs vllm==" in output and "not installed" in output

@@ -25,6 +25,12 @@ rule preflight:
     params:
         model=section("model"),
         sources=section("sources"),
+        execution_backend=config["execution"]["backend"],
+        software=software_deployment(),
+        rule_envs=rule_envs,
+        required_envs=[
+            os.path.basename(generation_env(role)) for role in ("generate", "evaluate")
+        ],
     localrule: True
     log:
         "results/logs/preflight.log",

@@ -5,9 +5,9 @@ from selfalign.rulekit import start_logging
 from selfalign.shards import write_json
 
 params = snakemake.params
-# The envs' package check (selfalign.envcheck) is not wired in yet: as params, the env contents change
-# with the generation backend and would rerun this rule, which stopped the generation rules' DAG in a test.
-settings = PreflightSettings.from_config(params.model, params.sources)
+settings = PreflightSettings.from_config(
+    params.model, params.sources, params.software, dict(params.rule_envs), params.execution_backend, params.required_envs
+)
 log = start_logging(snakemake.log[0], "preflight")
 result = run_checks(settings)
 for name, notes in result["notes"].items():
