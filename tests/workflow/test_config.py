@@ -3,6 +3,7 @@ a disabled judge is no job."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -205,3 +206,29 @@ def test_the_preflight_names_a_package_the_backend_needs_but_this_environment_la
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "workflow/envs/generate-vllm.yaml (rules " in output and "needs vllm==" in output and "not installed" in output
+
+
+def test_a_rerun_preflight_does_not_end_the_run_before_the_jobs_after_it(tmp_path: Path) -> None:
+    """Changed sources rerun the preflight; the seed extraction after it must run in the same invocation.
+
+    (Every job reads the preflight's verdict as an ancient input; Snakemake then skips evaluating the jobs
+    after a rerun job, so without the checkpoint the run would stop, successful, after the preflight.)"""
+    code = tmp_path / "my-code"
+    (code / "pkg").mkdir(parents=True)
+    for name in ("a", "b"):
+        (code / "pkg" / f"{name}.py").write_text(f'def {name}(x: int) -> int:\n    """Twice x."""\n    return 2 * x\n')
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["sources"] = {"stdlib": False, "paths": [str(code)]}
+    write_config(tmp_path, yaml.safe_dump(config))
+    target = "results/seeds/extracted/stats.json"
+    first = snakemake("--cores", "1", "--directory", str(tmp_path), target, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    config["sources"]["exclude"] = ["**/b.py"]
+    write_config(tmp_path, yaml.safe_dump(config))
+    again = snakemake("--cores", "1", "--directory", str(tmp_path), target, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    output = again.stdout + again.stderr
+    assert "preflight:" in output and "extract_seeds:" in output
+    seeds = [json.loads(line)["seed"] for shard in sorted((tmp_path / "results/seeds/extracted").glob("*.jsonl"))
+             for line in shard.read_text().splitlines()]  # fmt: skip
+    assert [seed.split("(")[0] for seed in seeds] == ["def a"]

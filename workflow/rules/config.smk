@@ -18,8 +18,11 @@ rule resolved_config:
 
 
 # On the submit host, in seconds, before any job that reads the seeds' sources or the model is queued:
-# the model's config and tokenizer load, every source tree holds Python files.
-rule preflight:
+# the model's config and tokenizer load, every source tree holds Python files, the envs' packages exist.
+# A checkpoint, so that Snakemake plans the jobs after it again once it has run: they read its verdict as
+# an ancient input, and Snakemake 9 does not evaluate the jobs below a rerun job across ancient inputs,
+# so a preflight rerun by a changed setting would otherwise end the run, successfully, after itself.
+checkpoint preflight:
     output:
         "results/preflight.json",
     params:
