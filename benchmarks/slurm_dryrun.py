@@ -31,7 +31,7 @@ def local_rules() -> set[str]:
     """Rules Snakemake runs on the submit host: no action (target rules) or `localrule: True`."""
     local = set()
     for smk in [REPO / "workflow" / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")]:
-        for name, body in re.findall(r"^rule (\w+):\n((?:[ \t].*\n|\n)*)", smk.read_text(), re.M):
+        for name, body in re.findall(r"^(?:rule|checkpoint) (\w+):\n((?:[ \t].*\n|\n)*)", smk.read_text(), re.M):
             if "localrule: True" in body or not re.search(r"^\s+(script|shell|run|notebook|wrapper):", body, re.M):
                 local.add(name)
     return local

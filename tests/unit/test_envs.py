@@ -147,8 +147,8 @@ def rule_envs_and_scripts() -> dict[str, tuple[str, str]]:
     """rule -> (env file name, script path) from the ``conda:`` and ``script:`` of every rule."""
     found = {}
     for smk in sorted(RULES.glob("*.smk")):
-        for block in re.split(r"^(?=rule |use rule )", smk.read_text(encoding="utf-8"), flags=re.M)[1:]:
-            name = re.match(r"(?:use )?rule (\w+)", block).group(1)
+        for block in re.split(r"^(?=rule |use rule |checkpoint )", smk.read_text(encoding="utf-8"), flags=re.M)[1:]:
+            name = re.match(r"(?:use rule|rule|checkpoint) (\w+)", block).group(1)
             script = re.search(r'^\s+script:\s*\n\s+"\.\./scripts/([^"]+)"', block, re.M)
             if not script:
                 continue

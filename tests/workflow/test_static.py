@@ -47,7 +47,7 @@ def _rule_blocks() -> dict[str, str]:
     blocks = {}
     for path in [REPO / "workflow" / "Snakefile", *RULE_FILES]:
         text = path.read_text()
-        for match in re.finditer(r"^rule (\w+):\n((?:    .*\n|\n)*)", text, re.M):
+        for match in re.finditer(r"^(?:rule|checkpoint) (\w+):\n((?:    .*\n|\n)*)", text, re.M):
             blocks[match.group(1)] = match.group(2)
     return blocks
 
