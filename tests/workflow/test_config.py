@@ -232,3 +232,28 @@ def test_a_rerun_preflight_does_not_end_the_run_before_the_jobs_after_it(tmp_pat
     seeds = [json.loads(line)["seed"] for shard in sorted((tmp_path / "results/seeds/extracted").glob("*.jsonl"))
              for line in shard.read_text().splitlines()]  # fmt: skip
     assert [seed.split("(")[0] for seed in seeds] == ["def a"]
+
+
+def test_a_failed_preflight_then_fixed_reruns_no_finished_job(tmp_path: Path) -> None:
+    """A typo in the sources fails the preflight (Snakemake removes its verdict); fixed, the preflight runs
+    again and nothing finished reruns (a missing verdict used to rerun every job after it: all GPU jobs)."""
+    code = tmp_path / "my-code"
+    code.mkdir()
+    (code / "a.py").write_text('def a(x: int) -> int:\n    """Twice x."""\n    return 2 * x\n')
+    (tmp_path / "empty").mkdir()
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["sources"] = {"stdlib": False, "paths": [str(code)]}
+    write_config(tmp_path, yaml.safe_dump(config))
+    target = "results/seeds/extracted/stats.json"
+    assert snakemake("--cores", "1", "--directory", str(tmp_path), target, cwd=tmp_path).returncode == 0
+    extracted = (tmp_path / target).stat().st_mtime_ns
+    typo = {**config, "sources": {"stdlib": False, "paths": [str(tmp_path / "empty")]}}
+    write_config(tmp_path, yaml.safe_dump(typo))
+    assert snakemake("--cores", "1", "--directory", str(tmp_path), target, cwd=tmp_path).returncode != 0
+    assert not (tmp_path / "results/preflight.json").exists()
+    write_config(tmp_path, yaml.safe_dump(config))
+    fixed = snakemake("--cores", "1", "--directory", str(tmp_path), target, cwd=tmp_path)
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    assert (tmp_path / "results/preflight.json").exists()
+    assert "extract_seeds:" not in fixed.stdout + fixed.stderr
+    assert (tmp_path / target).stat().st_mtime_ns == extracted
