@@ -21,7 +21,8 @@ rule resolved_config:
 # the model's config and tokenizer load, every source tree holds Python files, the envs' packages exist.
 # A checkpoint, so that Snakemake plans the jobs after it again once it has run: they read its verdict as
 # an ancient input, and Snakemake 9 does not evaluate the jobs below a rerun job across ancient inputs,
-# so a preflight rerun by a changed setting would otherwise end the run, successfully, after itself.
+# so a preflight rerun by a changed setting would otherwise end the run, successfully, after itself; and
+# a verdict that went missing (a failed preflight's output is removed) would rerun every job after it.
 checkpoint preflight:
     output:
         "results/preflight.json",
