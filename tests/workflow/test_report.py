@@ -63,7 +63,7 @@ def copied(run, tmp_path_factory) -> tuple[Path, list[str]]:
     before = {p for p in workdir.rglob("*") if p.is_file()}
     result = snakemake(
         "--cores", "1", "--directory", str(workdir), "report",
-        "--allowed-rules", "stage_totals", "funnel", "report_sections", "sft_card",
+        "--allowed-rules", "stage_totals", "funnel", "report_sections", "sft_card", "report",
         cwd=workdir,
     )
     assert result.returncode == 0, result.stderr[-4000:]
