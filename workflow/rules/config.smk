@@ -32,9 +32,12 @@ checkpoint preflight:
         execution_backend=config["execution"]["backend"],
         software=software_deployment(),
         rule_envs=rule_envs,
-        required_envs=[
-            os.path.basename(generation_env(role)) for role in ("generate", "evaluate")
-        ],
+        required_envs=sorted(
+            {
+                os.path.basename(generation_env(role))
+                for role in ("generate", "evaluate")
+            }
+        ),
     localrule: True
     log:
         "results/logs/preflight.log",
